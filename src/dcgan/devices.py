@@ -1,0 +1,44 @@
+"""Choosing the device and the fastest safe numeric settings for it."""
+
+from __future__ import annotations
+
+import torch
+
+
+class DeviceError(Exception):
+    """The requested device is not available here."""
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' -> cuda, then mps, then cpu; a named device must exist."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise DeviceError("--device cuda: no CUDA GPU is visible to PyTorch here (try --device auto)")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise DeviceError("--device mps: Apple's Metal backend is not available here (try --device auto)")
+    return torch.device(name)
+
+
+def cpu_has_fast_bf16() -> bool:
+    """True when the CPU computes bfloat16 natively (AVX-512 BF16 or AMX); elsewhere bf16 is emulated and slow."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            flags = f.read()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def fast_defaults(device: torch.device) -> tuple[bool, bool]:
+    """(amp, channels_last) that run fastest on this device without costing quality."""
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported(), True
+    if device.type == "cpu":
+        fast = cpu_has_fast_bf16()
+        return fast, fast
+    return False, False

@@ -1,0 +1,118 @@
+"""One training step as functions of (state, real batch, z): no I/O, no hidden random numbers.
+
+The trainer owns the schedule; these functions own the arithmetic. Each returns detached metric
+tensors so that the caller decides when to synchronise with the device.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .losses import get_losses
+
+Augment = Callable[[torch.Tensor], torch.Tensor]
+
+
+@dataclass
+class GanState:
+    """The trainable state of a GAN run (the models are updated in place)."""
+
+    generator: nn.Module
+    discriminator: nn.Module
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    ema: nn.Module | None = None
+
+
+@dataclass(frozen=True)
+class StepOptions:
+    """How a step computes: which loss, precision and memory layout."""
+
+    loss: str = "bce"
+    output: str = "tanh"
+    amp: bool = False
+    channels_last: bool = False
+    d_skip_below: float | None = None
+
+
+def to_model_range(images: torch.Tensor, output: str, channels_last: bool = False) -> torch.Tensor:
+    """uint8 (B, H, W, C) -> float (B, C, H, W) in [-1, 1] (tanh) or [0, 1] (sigmoid)."""
+    x = images.permute(0, 3, 1, 2).float()
+    x = x / 127.5 - 1.0 if output == "tanh" else x / 255.0
+    return x.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
+
+
+def _autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager:
+    if not enabled:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+def discriminator_step(state: GanState, real: torch.Tensor, z: torch.Tensor, options: StepOptions,
+                       augment: Augment | None = None) -> dict[str, torch.Tensor]:
+    """One D update on a real batch (model range, (B, C, H, W)) and fakes from z (B, latent_dim)."""
+    d_loss_fn, _ = get_losses(options.loss)
+    aug = augment or (lambda x: x)
+    with torch.no_grad(), _autocast(real.device, options.amp):
+        fake = state.generator(z)
+    with _autocast(real.device, options.amp):
+        real_logits = state.discriminator(aug(real)).float()
+        fake_logits = state.discriminator(aug(fake)).float()
+        loss = d_loss_fn(real_logits, fake_logits)
+    updated = torch.ones((), device=real.device)
+    if options.d_skip_below is not None and loss.item() < options.d_skip_below:
+        # The tutorial's rule: a D that already wins this clearly is left alone for this batch.
+        updated = torch.zeros((), device=real.device)
+    else:
+        state.opt_d.zero_grad(set_to_none=True)
+        loss.backward()
+        state.opt_d.step()
+    return {
+        "d_loss": loss.detach(),
+        "d_real": real_logits.detach().mean(),
+        "d_fake": fake_logits.detach().mean(),
+        "d_updated": updated,
+    }
+
+
+def generator_step(state: GanState, z: torch.Tensor, options: StepOptions, ema_beta: float = 0.0,
+                   augment: Augment | None = None) -> dict[str, torch.Tensor]:
+    """One G update from z (B, latent_dim); then the EMA generator follows (if any)."""
+    _, g_loss_fn = get_losses(options.loss)
+    aug = augment or (lambda x: x)
+    # D's parameters get no gradient here, but D still runs in train mode (batch statistics), as in D's step.
+    for p in state.discriminator.parameters():
+        p.requires_grad_(False)
+    try:
+        with _autocast(z.device, options.amp):
+            fake = state.generator(z)
+            fake_logits = state.discriminator(aug(fake)).float()
+            loss = g_loss_fn(fake_logits)
+        state.opt_g.zero_grad(set_to_none=True)
+        loss.backward()
+        state.opt_g.step()
+    finally:
+        for p in state.discriminator.parameters():
+            p.requires_grad_(True)
+    if state.ema is not None:
+        update_ema(state.ema, state.generator, ema_beta)
+    return {"g_loss": loss.detach()}
+
+
+@torch.no_grad()
+def update_ema(ema: nn.Module, model: nn.Module, beta: float) -> None:
+    """ema <- beta * ema + (1 - beta) * model for parameters; buffers (batch-norm statistics) are copied."""
+    for p_ema, p in zip(ema.parameters(), model.parameters()):
+        p_ema.lerp_(p, 1.0 - beta)
+    for b_ema, b in zip(ema.buffers(), model.buffers()):
+        b_ema.copy_(b)
+
+
+def ema_beta_at(step: int, beta: float) -> float:
+    """Warm-up: early on the average follows G closely, so short runs do not sample from the init."""
+    return min(beta, (1.0 + step) / (10.0 + step))

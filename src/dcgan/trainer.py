@@ -1,0 +1,360 @@
+"""The training schedule: data, steps, progress grids, checkpoints, logs and resume.
+
+The arithmetic of a step lives in ``step``; this module decides when things happen and what is
+written where. Run folder layout:
+
+    RUN_DIR/config.json          every setting, enough to rebuild the models
+    RUN_DIR/data_report.json     what was done with every file of the data folder
+    RUN_DIR/checkpoints/         step-XXXXXXXX.safetensors (whole state; the newest --keep of them)
+    RUN_DIR/samples/             step-XXXXXXXX.png grids, always from the same fixed z
+    RUN_DIR/metrics.csv          step, epoch, losses, D outputs, images/second
+    RUN_DIR/tensorboard/         event files (when tensorboard is installed)
+    RUN_DIR/losses.png           the losses against the step, drawn at the end
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import random
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from . import __version__
+from . import checkpoint as ckpt
+from .config import TrainConfig, save_json, to_dict
+from .dataset import EpochSampler, PreparedData, prepare_dataset, summary_line
+from .devices import fast_defaults, resolve_device
+from .models import build_models
+from .runlog import RunLog, plot_losses
+from .sampling import generate, make_grid, save_image, z_from_seeds
+from .step import GanState, StepOptions, discriminator_step, ema_beta_at, generator_step, to_model_range
+
+DEFAULT_EPOCHS = 25
+
+
+class TrainingError(Exception):
+    """Training cannot start or continue; the message says why (shown without a traceback)."""
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """Where a finished (or interrupted) run left its outputs."""
+
+    run_dir: Path
+    step: int
+    checkpoint: Path
+    interrupted: bool = False
+
+
+def check_writable(run_dir: Path) -> None:
+    """Fail before any work when the run folder cannot be created or written."""
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"ok")
+        probe.unlink()
+    except OSError as e:
+        raise TrainingError(f"cannot write to the output folder {str(run_dir)!r}: {e.strerror or e}") from None
+
+
+def resolve_config(config: TrainConfig, data: PreparedData, device: torch.device, say: Callable[[str], None]
+                   ) -> TrainConfig:
+    """Fill in what the data and device decide: channels, batch size for tiny folders, amp, layout."""
+    n = data.report["used"]
+    model = replace(config.model, channels=config.model.channels or data.report["channels"])
+    batch = config.batch_size
+    if n < batch:
+        say(f"warning: only {n} image(s), fewer than --batch-size {batch}: training with batches of {n}")
+        batch = n
+    amp_default, cl_default = fast_defaults(device)
+    amp = amp_default if config.amp is None else config.amp
+    channels_last = (cl_default and amp) if config.channels_last is None else config.channels_last
+    return replace(config, model=model, batch_size=batch, amp=amp, channels_last=channels_last)
+
+
+def total_steps(config: TrainConfig, batches_per_epoch: int) -> int:
+    """Generator updates the run makes: --steps, or --epochs worth of batches."""
+    if config.steps is not None:
+        return config.steps
+    epochs = config.epochs or DEFAULT_EPOCHS
+    # With alternate updates a G step follows every second batch (the tutorial's schedule).
+    per_epoch = batches_per_epoch // 2 if config.alternate else batches_per_epoch
+    return max(1, epochs * max(1, per_epoch))
+
+
+def _rng_state(z_gen: torch.Generator) -> dict[str, Any]:
+    np_state = np.random.get_state()
+    state = {
+        "z": z_gen.get_state(),
+        "torch_cpu": torch.get_rng_state(),
+        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]],
+        "python": random.getstate(),
+    }
+    if torch.cuda.is_available():
+        state["torch_cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(z_gen: torch.Generator, state: dict[str, Any]) -> None:
+    z_gen.set_state(state["z"])
+    torch.set_rng_state(state["torch_cpu"])
+    name, keys, *rest = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    if "torch_cuda" in state and torch.cuda.is_available() and len(state["torch_cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(state["torch_cuda"])
+
+
+class Trainer:
+    """Runs one training job into a run folder. Build it, then call ``run()``."""
+
+    def __init__(self, data_dir: str | os.PathLike, run_dir: str | os.PathLike, config: TrainConfig,
+                 resume: bool = False, allow_data_change: bool = False,
+                 say: Callable[[str], None] | None = None) -> None:
+        self.data_dir = Path(data_dir)
+        self.run_dir = Path(run_dir)
+        self.say = say or (lambda msg: print(msg, file=sys.stderr))
+        self.resume = resume
+        self.allow_data_change = allow_data_change
+        self.requested = config
+        self._stop_signal: int | None = None
+
+    # --- setup -------------------------------------------------------------------------------------
+    def _setup(self) -> None:
+        check_writable(self.run_dir)
+        resume_from = ckpt.latest_checkpoint(self.run_dir / "checkpoints") if self.resume else None
+        if self.resume and resume_from is None:
+            raise TrainingError(f"--resume: no checkpoint in {str(self.run_dir / 'checkpoints')!r}")
+        if not self.resume and ckpt.latest_checkpoint(self.run_dir / "checkpoints") is not None:
+            raise TrainingError(f"{str(self.run_dir)!r} already holds a trained run: add --resume to continue it, "
+                                "or choose another --out")
+        self.device = resolve_device(self.requested.device)
+        config = self.requested
+        self.data = prepare_dataset(self.data_dir, config.model.image_size, config.data,
+                                    channels=config.model.channels, progress=config.progress)
+        with open(self.run_dir / "data_report.json", "w", encoding="utf-8") as f:
+            json.dump(self.data.report, f, indent=1, ensure_ascii=False)
+        self.say(summary_line(self.data.report))
+        self.config = resolve_config(config, self.data, self.device, self.say)
+        save_json(self.config, str(self.run_dir / "config.json"))
+
+        cfg = self.config
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(cfg.seed)  # model initialisation depends on the seed alone
+            generator, discriminator = build_models(cfg.model)
+        ema = copy.deepcopy(generator).eval().requires_grad_(False) if cfg.ema else None
+        memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
+        for net in (generator, discriminator, ema):
+            if net is not None:
+                net.to(self.device, memory_format=memory_format)
+        betas = (cfg.beta1, cfg.beta2)
+        self.state = GanState(
+            generator=generator, discriminator=discriminator, ema=ema,
+            opt_g=torch.optim.Adam(generator.parameters(), lr=cfg.lr_g, betas=betas),
+            opt_d=torch.optim.Adam(discriminator.parameters(), lr=cfg.lr_d, betas=betas),
+        )
+        self.options = StepOptions(loss=cfg.loss, output=cfg.model.output, amp=cfg.amp,
+                                   channels_last=cfg.channels_last, d_skip_below=cfg.d_skip_below)
+        self.z_gen = torch.Generator(device=self.device).manual_seed(cfg.seed)
+        self.sampler = EpochSampler(self.data.report["used"], cfg.batch_size, cfg.seed)
+        self.total = total_steps(cfg, self.sampler.batches_per_epoch)
+        self.step = 0
+        self.fixed_z = z_from_seeds(range(cfg.grid_size), cfg.model.latent_dim)
+        self.images = self._images_on_device()
+        self.log = RunLog(self.run_dir)
+        if resume_from is not None:
+            self._restore(resume_from)
+        else:
+            self.log.truncate_after(0)
+
+    def _images_on_device(self) -> np.ndarray | torch.Tensor:
+        """The uint8 dataset: on a GPU when it fits in a quarter of free memory, else the memory map."""
+        images = self.data.images
+        if self.device.type == "cuda":
+            free, _ = torch.cuda.mem_get_info(self.device)
+            if images.nbytes < free // 4:
+                return torch.from_numpy(np.ascontiguousarray(images)).to(self.device)
+        return images
+
+    def _restore(self, path: Path) -> None:
+        try:
+            state = ckpt.load(path)
+        except ckpt.CheckpointError as e:
+            raise TrainingError(str(e)) from None
+        saved_model = state["config"]["model"]
+        if saved_model != to_dict(self.config.model):
+            diff = {k: (saved_model.get(k), v) for k, v in to_dict(self.config.model).items()
+                    if saved_model.get(k) != v}
+            raise TrainingError("cannot resume: the model settings differ from the checkpoint's "
+                                + ", ".join(f"{k}: saved {a!r}, now {b!r}" for k, (a, b) in diff.items()))
+        if state["data_fingerprint"] != self.data.fingerprint and not self.allow_data_change:
+            raise TrainingError("cannot resume: the data folder changed since the checkpoint was written "
+                                "(files added, removed or modified, or other preprocessing); "
+                                "add --allow-data-change to continue on the new data")
+        s = self.state
+        s.generator.load_state_dict(state["generator"])
+        s.discriminator.load_state_dict(state["discriminator"])
+        if s.ema is not None and state.get("ema") is not None:
+            s.ema.load_state_dict(state["ema"])
+        s.opt_g.load_state_dict(state["opt_g"])
+        s.opt_d.load_state_dict(state["opt_d"])
+        _set_rng_state(self.z_gen, state["rng"])
+        self.step = state["step"]
+        pos = state["sampler"]
+        self.sampler = EpochSampler(self.data.report["used"], self.config.batch_size, self.config.seed,
+                                    epoch=pos["epoch"], batch=pos["batch"])
+        self.log.truncate_after(self.step)
+        self.say(f"resumed from {path.name} (step {self.step}, epoch {pos['epoch']})")
+
+    # --- outputs -----------------------------------------------------------------------------------
+    def _checkpoint_state(self) -> dict[str, Any]:
+        s = self.state
+        return {
+            "package_version": __version__,
+            "config": to_dict(self.config),
+            "step": self.step,
+            "epoch": self.sampler.epoch,
+            "sampler": self.sampler.position(),
+            "generator": s.generator.state_dict(),
+            "discriminator": s.discriminator.state_dict(),
+            "ema": s.ema.state_dict() if s.ema is not None else None,
+            "opt_g": s.opt_g.state_dict(),
+            "opt_d": s.opt_d.state_dict(),
+            "rng": _rng_state(self.z_gen),
+            "data_fingerprint": self.data.fingerprint,
+        }
+
+    def save_checkpoint(self) -> Path:
+        """Write the whole state atomically and drop checkpoints beyond --keep."""
+        folder = self.run_dir / "checkpoints"
+        folder.mkdir(exist_ok=True)
+        path = folder / ckpt.checkpoint_name(self.step)
+        ckpt.save(path, self._checkpoint_state())
+        ckpt.prune(folder, self.config.keep)
+        return path
+
+    def save_samples(self) -> Path:
+        """A grid from the fixed z, from the EMA generator when there is one."""
+        net = self.state.ema if self.state.ema is not None else self.state.generator
+        pixels = generate(net, self.fixed_z, self.config.model.output)
+        path = self.run_dir / "samples" / f"step-{self.step:08d}.png"
+        # Small images are shown enlarged (nearest neighbour) so a grid is readable at a glance.
+        save_image(make_grid(pixels, scale=max(1, 64 // self.config.model.image_size)), path)
+        return path
+
+    # --- the loop ----------------------------------------------------------------------------------
+    def _real_batch(self) -> torch.Tensor:
+        idx = self.sampler.next()
+        if isinstance(self.images, torch.Tensor):
+            batch = self.images[torch.from_numpy(idx).to(self.device)]
+        else:
+            batch = torch.from_numpy(np.asarray(self.images[idx])).to(self.device, non_blocking=True)
+        return to_model_range(batch, self.config.model.output, self.config.channels_last)
+
+    def _z(self, n: int) -> torch.Tensor:
+        return torch.randn(n, self.config.model.latent_dim, generator=self.z_gen, device=self.device)
+
+    def _one_step(self) -> dict[str, torch.Tensor]:
+        cfg, bs = self.config, self.config.batch_size
+        metrics = discriminator_step(self.state, self._real_batch(), self._z(bs), self.options)
+        if cfg.alternate:
+            self.sampler.next()  # the tutorial's odd iterations take a batch and use only its size
+        metrics.update(generator_step(self.state, self._z(bs), self.options, ema_beta_at(self.step, cfg.ema_beta)))
+        return metrics
+
+    def _handle_signal(self, signum: int, frame: Any) -> None:
+        if self._stop_signal is not None:  # a second Ctrl-C: stop now
+            raise KeyboardInterrupt
+        self._stop_signal = signum
+        self.say("\nstopping: finishing this step and saving a checkpoint (Ctrl-C again to abort)")
+
+    def run(self) -> TrainResult:
+        """Train to the configured length; Ctrl-C or SIGTERM saves a checkpoint and returns."""
+        self._setup()
+        cfg = self.config
+        installed = []
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                installed.append((sig, signal.signal(sig, self._handle_signal)))
+            except ValueError:  # not the main thread (e.g. a notebook worker): no signal handling
+                pass
+        self.say(f"training {self.total} steps on {self.device} (batch {cfg.batch_size}, {cfg.model.image_size}px, "
+                 f"{cfg.model.channels} channel(s), loss {cfg.loss}, amp {'bf16' if cfg.amp else 'off'}) "
+                 f"-> {self.run_dir}")
+        last_path: Path | None = None
+        try:
+            last_path = self._loop()
+        finally:
+            for sig, old in installed:
+                signal.signal(sig, old)
+            self.log.close()
+        interrupted = self._stop_signal is not None
+        if not interrupted:
+            self.save_samples()
+            plot_losses(self.run_dir / "metrics.csv", self.run_dir / "losses.png")
+        return TrainResult(self.run_dir, self.step, last_path, interrupted)
+
+    def _loop(self) -> Path:
+        from tqdm import tqdm
+
+        cfg = self.config
+        bar = tqdm(total=self.total, initial=self.step, disable=not cfg.progress, unit="step",
+                   dynamic_ncols=True, file=sys.stderr)
+        sums: dict[str, torch.Tensor] = {}
+        count, t0 = 0, time.perf_counter()
+        last_path = ckpt.latest_checkpoint(self.run_dir / "checkpoints")
+        epoch_seen = self.sampler.epoch
+        try:
+            while self.step < self.total and self._stop_signal is None:
+                metrics = self._one_step()
+                if not all(math.isfinite(v) for v in (metrics["d_loss"].item(), metrics["g_loss"].item())):
+                    raise TrainingError(
+                        f"a loss became NaN or infinite at step {self.step + 1} (d_loss {metrics['d_loss'].item()}, "
+                        f"g_loss {metrics['g_loss'].item()}); the last good checkpoint is "
+                        f"{last_path if last_path else 'none (no checkpoint written yet)'}. "
+                        "Try a lower --lr-d/--lr-g or --loss hinge.")
+                self.step += 1
+                for k, v in metrics.items():
+                    sums[k] = sums.get(k, 0) + v
+                count += 1
+                bar.update()
+                if self.step % cfg.log_every == 0 or self.step == self.total:
+                    elapsed = time.perf_counter() - t0
+                    row = {"step": self.step, "epoch": self.sampler.epoch,
+                           **{k: (v / count).item() for k, v in sums.items() if k != "d_updated"},
+                           "images_per_sec": count * cfg.batch_size * (2 if cfg.alternate else 1) / max(elapsed, 1e-9)}
+                    self.log.log(row)
+                    bar.set_postfix(d=f"{row['d_loss']:.3f}", g=f"{row['g_loss']:.3f}",
+                                    img_s=f"{row['images_per_sec']:.0f}")
+                    sums, count, t0 = {}, 0, time.perf_counter()
+                epoch_done = self.sampler.epoch != epoch_seen
+                epoch_seen = self.sampler.epoch
+                if (cfg.sample_every and self.step % cfg.sample_every == 0) or (not cfg.sample_every and epoch_done):
+                    self.save_samples()
+                if self.step % cfg.checkpoint_every == 0 and self.step < self.total:
+                    last_path = self.save_checkpoint()
+        finally:
+            bar.close()
+        # The end of the run, or a Ctrl-C between steps: the state is consistent, save it.
+        last_path = self.save_checkpoint()
+        if self._stop_signal is not None:
+            self.say(f"saved {last_path} at step {self.step}; continue with --resume")
+        return last_path
+
+
+def train(data_dir: str | os.PathLike, run_dir: str | os.PathLike, config: TrainConfig, resume: bool = False,
+          allow_data_change: bool = False, say: Callable[[str], None] | None = None) -> TrainResult:
+    """Train a DCGAN on a folder of images; see ``Trainer``."""
+    return Trainer(data_dir, run_dir, config, resume=resume, allow_data_change=allow_data_change, say=say).run()

@@ -1,0 +1,56 @@
+"""Shared fixtures: tiny image folders the tests make themselves, and a private cache folder."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--image-size", "16", "--g-width", "8", "--d-width", "8", "--latent-dim", "16", "--batch-size", "8",
+        "--no-progress", "--log-every", "1"]
+
+
+@pytest.fixture(autouse=True)
+def private_cache(tmp_path_factory, monkeypatch):
+    """Each test gets its own decode cache, so tests never see each other's data."""
+    cache = tmp_path_factory.mktemp("cache")
+    monkeypatch.setenv("DCGAN_CACHE", str(cache))
+    return cache
+
+
+def write_images(folder: Path, n: int, size: int = 20, mode: str = "RGB", ext: str = "png", seed: int = 0) -> list[Path]:
+    """n random-blob images, different from each other, saved in folder."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for i in range(n):
+        base = rng.integers(0, 256, size=(size, size, 3), dtype=np.uint8)
+        img = Image.fromarray(base, "RGB").convert(mode)
+        path = folder / f"img_{i:03d}.{ext}"
+        img.save(path)
+        paths.append(path)
+    return paths
+
+
+@pytest.fixture
+def image_folder(tmp_path) -> Path:
+    folder = tmp_path / "images"
+    write_images(folder, 12, ext="png")
+    write_images(folder / "sub", 4, ext="jpg", seed=1)
+    return folder
+
+
+def run_cli(*args: str, check: bool = True, env: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
+    """Run `python -m dcgan ARGS` in a subprocess, as a user would."""
+    full_env = {**os.environ, **(env or {})}
+    proc = subprocess.run([sys.executable, "-m", "dcgan", *args], capture_output=True, text=True, env=full_env,
+                          timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"dcgan {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    return proc

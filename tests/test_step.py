@@ -1,0 +1,71 @@
+import copy
+
+import pytest
+import torch
+
+from dcgan.config import ModelConfig
+from dcgan.models import build_models
+from dcgan.step import (GanState, StepOptions, discriminator_step, ema_beta_at, generator_step, to_model_range,
+                        update_ema)
+
+
+def make_state(ema=True, lr=1e-3):
+    torch.manual_seed(0)
+    g, d = build_models(ModelConfig(image_size=16, channels=3, latent_dim=8, g_width=8, d_width=8))
+    return GanState(g, d, torch.optim.Adam(g.parameters(), lr), torch.optim.Adam(d.parameters(), lr),
+                    copy.deepcopy(g) if ema else None)
+
+
+def params(m):
+    return [p.detach().clone() for p in m.parameters()]
+
+
+def changed(before, module):
+    return any(not torch.equal(a, b) for a, b in zip(before, module.parameters()))
+
+
+@pytest.mark.parametrize("loss", ["bce", "lsgan", "hinge"])
+def test_one_step_changes_both_networks_and_only_the_right_one(loss):
+    s = make_state()
+    real = torch.rand(4, 3, 16, 16) * 2 - 1
+    g0, d0 = params(s.generator), params(s.discriminator)
+    m = discriminator_step(s, real, torch.randn(4, 8), StepOptions(loss=loss))
+    assert changed(d0, s.discriminator) and not changed(g0, s.generator)
+    d1 = params(s.discriminator)
+    m.update(generator_step(s, torch.randn(4, 8), StepOptions(loss=loss), ema_beta=0.5))
+    assert changed(g0, s.generator) and not changed(d1, s.discriminator)
+    assert all(torch.isfinite(v) for v in m.values())
+    # D's parameters are trainable again after the G step
+    assert all(p.requires_grad for p in s.discriminator.parameters())
+
+
+def test_d_skip_below_leaves_d_alone():
+    s = make_state()
+    d0 = params(s.discriminator)
+    m = discriminator_step(s, torch.zeros(4, 3, 16, 16), torch.randn(4, 8), StepOptions(d_skip_below=1e9))
+    assert m["d_updated"].item() == 0 and not changed(d0, s.discriminator)
+
+
+def test_ema_update_and_warmup():
+    s = make_state()
+    for p in s.generator.parameters():
+        p.data.add_(1.0)
+    before = params(s.ema)
+    update_ema(s.ema, s.generator, beta=0.75)
+    for b, e, g in zip(before, s.ema.parameters(), s.generator.parameters()):
+        assert torch.allclose(e, 0.75 * b + 0.25 * g)
+    assert ema_beta_at(0, 0.999) == pytest.approx(0.1)
+    assert ema_beta_at(10**6, 0.999) == 0.999
+
+
+def test_uint8_to_model_range():
+    x = torch.tensor([0, 255], dtype=torch.uint8).view(1, 1, 2, 1)  # (B, H, W, C)
+    assert to_model_range(x, "tanh").flatten().tolist() == [-1.0, 1.0]
+    assert to_model_range(x, "sigmoid").flatten().tolist() == [0.0, 1.0]
+    assert to_model_range(x, "tanh").shape == (1, 1, 1, 2)
+
+
+def test_bf16_autocast_step_runs_on_cpu():
+    s = make_state()
+    m = discriminator_step(s, torch.rand(4, 3, 16, 16), torch.randn(4, 8), StepOptions(amp=True, channels_last=True))
+    assert torch.isfinite(m["d_loss"])
