@@ -97,7 +97,7 @@ def _write_final(tmp_rgb: np.ndarray, n: int, channels: int, out_path: Path) -> 
     size = tmp_rgb.shape[1]
     final = np.lib.format.open_memmap(out_path, mode="w+", dtype=np.uint8, shape=(n, size, size, channels))
     for start in range(0, n, _CHUNK):
-        chunk = np.asarray(tmp_rgb[start:start + _CHUNK])
+        chunk = np.asarray(tmp_rgb[start:min(n, start + _CHUNK)])
         if channels == 1:
             # ITU-R 601 luma, the weights Pillow's convert("L") uses.
             luma = chunk[..., 0] * 0.299 + chunk[..., 1] * 0.587 + chunk[..., 2] * 0.114
