@@ -18,6 +18,7 @@ OUTPUTS = ("tanh", "sigmoid")
 FITS = ("crop", "pad")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRESETS = ("paper", "seed")
+ON_NAN = ("stop", "rollback")
 
 
 class ConfigError(ValueError):
@@ -98,6 +99,8 @@ class TrainConfig:
     amp: bool | None = _opt("bfloat16 autocast; default: on where the device runs it fast", None)
     channels_last: bool | None = _opt("channels-last memory layout; default: on with --amp", None)
     log_every: int = _opt("write a metrics.csv row every N steps", 10)
+    on_nan: str = _opt("when a loss turns NaN/Inf: stop, or roll back to the last checkpoint with half the "
+                       "learning rates (at most 3 times)", "stop", choices=ON_NAN)
     progress: bool = _opt("show a progress bar", True)
 
     def validate(self) -> None:

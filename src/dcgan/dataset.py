@@ -126,9 +126,10 @@ def prepare_dataset(root: str | os.PathLike, image_size: int, data: DataConfig, 
         raise DataError(f"no image files in {str(root)!r} (looked for .jpg .jpeg .png .webp .bmp .gif .tif .tiff, "
                         f"in subfolders too; {len(scan.ignored)} other file(s) found)")
     settings = DecodeSettings(size=image_size, fit=data.fit, background=data.background, min_size=data.min_size)
-    key_source = json.dumps({"format": CACHE_FORMAT, "files": folder_fingerprint(root, scan.images),
-                             "settings": asdict(settings), "channels": channels}, sort_keys=True)
-    key = hashlib.sha256(key_source.encode()).hexdigest()[:24]
+    # The fingerprint names the data (files and preprocessing); the cache key adds how it is stored.
+    fingerprint = hashlib.sha256(json.dumps({"files": folder_fingerprint(root, scan.images),
+                                             "settings": asdict(settings)}, sort_keys=True).encode()).hexdigest()[:24]
+    key = hashlib.sha256(f"{fingerprint}/{channels}/{CACHE_FORMAT}".encode()).hexdigest()[:24]
     cache_root = Path(data.cache_dir) if data.cache_dir else default_cache_root()
     cache_dir = cache_root / key
     if not (cache_dir / "report.json").exists():
@@ -139,7 +140,7 @@ def prepare_dataset(root: str | os.PathLike, image_size: int, data: DataConfig, 
         files = json.load(f)
     images = np.load(cache_dir / "images.npy", mmap_mode="r")
     report = {**report, "root": str(root.resolve()), "cache": str(cache_dir)}
-    return PreparedData(images=images, files=files, report=report, fingerprint=key, cache_dir=cache_dir)
+    return PreparedData(images=images, files=files, report=report, fingerprint=fingerprint, cache_dir=cache_dir)
 
 
 def _build_cache(root: Path, scan, settings: DecodeSettings, channels: int | None, cache_dir: Path,

@@ -41,6 +41,7 @@ from .sampling import generate, make_grid, save_image, z_from_seeds
 from .step import GanState, StepOptions, discriminator_step, ema_beta_at, generator_step, to_model_range
 
 DEFAULT_EPOCHS = 25
+MAX_ROLLBACKS = 3
 
 
 class TrainingError(Exception):
@@ -130,6 +131,7 @@ class Trainer:
         self.allow_data_change = allow_data_change
         self.requested = config
         self._stop_signal: int | None = None
+        self.rollbacks = 0
 
     # --- setup -------------------------------------------------------------------------------------
     def _setup(self) -> None:
@@ -144,11 +146,8 @@ class Trainer:
         config = self.requested
         self.data = prepare_dataset(self.data_dir, config.model.image_size, config.data,
                                     channels=config.model.channels, progress=config.progress)
-        with open(self.run_dir / "data_report.json", "w", encoding="utf-8") as f:
-            json.dump(self.data.report, f, indent=1, ensure_ascii=False)
         self.say(summary_line(self.data.report))
         self.config = resolve_config(config, self.data, self.device, self.say)
-        save_json(self.config, str(self.run_dir / "config.json"))
 
         cfg = self.config
         with torch.random.fork_rng(devices=[]):
@@ -175,9 +174,12 @@ class Trainer:
         self.images = self._images_on_device()
         self.log = RunLog(self.run_dir)
         if resume_from is not None:
-            self._restore(resume_from)
+            self._restore(resume_from)  # refuses before anything in the run folder is rewritten
         else:
             self.log.truncate_after(0)
+        with open(self.run_dir / "data_report.json", "w", encoding="utf-8") as f:
+            json.dump(self.data.report, f, indent=1, ensure_ascii=False)
+        save_json(self.config, str(self.run_dir / "config.json"))
 
     def _images_on_device(self) -> np.ndarray | torch.Tensor:
         """The uint8 dataset: on a GPU when it fits in a quarter of free memory, else the memory map."""
@@ -239,9 +241,14 @@ class Trainer:
     def save_checkpoint(self) -> Path:
         """Write the whole state atomically and drop checkpoints beyond --keep."""
         folder = self.run_dir / "checkpoints"
-        folder.mkdir(exist_ok=True)
         path = folder / ckpt.checkpoint_name(self.step)
-        ckpt.save(path, self._checkpoint_state())
+        try:
+            folder.mkdir(exist_ok=True)
+            ckpt.save(path, self._checkpoint_state())
+        except OSError as e:
+            previous = ckpt.latest_checkpoint(folder)
+            raise TrainingError(f"could not write checkpoint {path.name}: {e.strerror or e}; "
+                                f"the previous checkpoint {previous or '(none)'} is intact") from None
         ckpt.prune(folder, self.config.keep)
         return path
 
@@ -273,6 +280,23 @@ class Trainer:
             self.sampler.next()  # the tutorial's odd iterations take a batch and use only its size
         metrics.update(generator_step(self.state, self._z(bs), self.options, ema_beta_at(self.step, cfg.ema_beta)))
         return metrics
+
+    def _non_finite(self, metrics: dict[str, torch.Tensor], last_path: Path | None) -> None:
+        """Stop with a clear message, or (--on-nan rollback) reload the last checkpoint at half the learning rates."""
+        where = (f"a loss became NaN or infinite at step {self.step + 1} (d_loss {metrics['d_loss'].item()}, "
+                 f"g_loss {metrics['g_loss'].item()})")
+        if self.config.on_nan == "rollback" and last_path is not None and self.rollbacks < MAX_ROLLBACKS:
+            self.rollbacks += 1
+            self._restore(last_path)
+            for opt in (self.state.opt_g, self.state.opt_d):
+                for group in opt.param_groups:
+                    group["lr"] *= 0.5
+            self.say(f"{where}: rolled back to {last_path.name} with learning rates halved "
+                     f"(rollback {self.rollbacks} of {MAX_ROLLBACKS})")
+            return
+        raise TrainingError(f"{where}; the last good checkpoint is "
+                            f"{last_path if last_path else 'none (no checkpoint written yet)'}. "
+                            "Try a lower --lr-d/--lr-g, --loss hinge, or --on-nan rollback.")
 
     def _handle_signal(self, signum: int, frame: Any) -> None:
         if self._stop_signal is not None:  # a second Ctrl-C: stop now
@@ -319,12 +343,12 @@ class Trainer:
         try:
             while self.step < self.total and self._stop_signal is None:
                 metrics = self._one_step()
-                if not all(math.isfinite(v) for v in (metrics["d_loss"].item(), metrics["g_loss"].item())):
-                    raise TrainingError(
-                        f"a loss became NaN or infinite at step {self.step + 1} (d_loss {metrics['d_loss'].item()}, "
-                        f"g_loss {metrics['g_loss'].item()}); the last good checkpoint is "
-                        f"{last_path if last_path else 'none (no checkpoint written yet)'}. "
-                        "Try a lower --lr-d/--lr-g or --loss hinge.")
+                if not all(math.isfinite(metrics[k].item()) for k in ("d_loss", "g_loss")):
+                    self._non_finite(metrics, last_path)
+                    sums, count, t0 = {}, 0, time.perf_counter()
+                    bar.n = self.step
+                    bar.refresh()
+                    continue
                 self.step += 1
                 for k, v in metrics.items():
                     sums[k] = sums.get(k, 0) + v
