@@ -28,7 +28,7 @@ def test_28_starts_from_7x7():
 
 
 def test_dcgan_guidelines_hold():
-    cfg = ModelConfig(image_size=64, channels=3)
+    cfg = ModelConfig(image_size=64, channels=3, g_width=64, d_width=64)
     g, d = build_models(cfg)
     g_layers, d_layers = list(g.net), list(d.features)
     # G: no batch norm on the output layer, ReLU inside, tanh at the end
@@ -44,7 +44,7 @@ def test_dcgan_guidelines_hold():
 
 def test_width_cap_and_seed_widths():
     # The tutorial's widths: D 64-128-256-256, G 256-256-128-64 (cap at 4x width)
-    cfg = ModelConfig(image_size=64, channels=3, max_width_mult=4)
+    cfg = ModelConfig(image_size=64, channels=3, max_width_mult=4, g_width=64, d_width=64)
     g, d = build_models(cfg)
     d_out = [m.out_channels for m in d.features if isinstance(m, nn.Conv2d)]
     g_out = [m.out_channels for m in g.net if isinstance(m, nn.ConvTranspose2d)]
@@ -54,7 +54,7 @@ def test_width_cap_and_seed_widths():
 
 def test_init_is_normal_0_002():
     torch.manual_seed(0)
-    g = Generator(ModelConfig(image_size=64, channels=3), 3)
+    g = Generator(ModelConfig(image_size=64, channels=3, g_width=64), 3)
     w = torch.cat([m.weight.flatten() for m in g.modules() if isinstance(m, nn.ConvTranspose2d)])
     assert abs(w.mean().item()) < 1e-3
     assert abs(w.std().item() - 0.02) < 1e-3
@@ -69,3 +69,11 @@ def test_sigmoid_output_range():
 def test_gap_head_is_fully_convolutional():
     d = Discriminator(ModelConfig(image_size=32, d_head="gap", d_width=4), 3)
     assert isinstance(d.head, nn.Conv2d) and d.head.kernel_size == (1, 1)
+
+
+def test_spectral_norm_replaces_batch_norm_in_d():
+    d = Discriminator(ModelConfig(image_size=16, d_width=4, spectral_norm=True), 3)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in d.modules())
+    convs = [m for m in d.modules() if isinstance(m, nn.Conv2d)]
+    assert convs and all(hasattr(m, "parametrizations") for m in convs)
+    assert d(torch.randn(2, 3, 16, 16)).shape == (2,)

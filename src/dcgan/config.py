@@ -18,6 +18,12 @@ OUTPUTS = ("tanh", "sigmoid")
 FITS = ("crop", "pad")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PRESETS = ("paper", "seed")
+AUGMENTS = ("none", "diffaugment")
+# Below this many images a plain DCGAN's D memorises the data: augmentation goes on and the networks
+# get narrower unless the user says otherwise.
+SMALL_DATA_IMAGES = 2000
+DEFAULT_WIDTH = 64
+SMALL_DATA_WIDTH = 32
 ON_NAN = ("stop", "rollback")
 
 
@@ -40,11 +46,13 @@ class ModelConfig:
     image_size: int = _opt("square image size in pixels", 64, choices=SUPPORTED_SIZES)
     channels: int | None = _opt("image channels (1 or 3); default: taken from the data", None)
     latent_dim: int = _opt("length of the latent vector z", 100)
-    g_width: int = _opt("channels of the generator's last hidden layer", 64)
-    d_width: int = _opt("channels of the discriminator's first layer", 64)
+    g_width: int | None = _opt("channels of the generator's last hidden layer; default 64, or 32 for folders "
+                               f"under {SMALL_DATA_IMAGES} images", None)
+    d_width: int | None = _opt("channels of the discriminator's first layer; default as --g-width", None)
     max_width_mult: int = _opt("cap on a layer's channels, as a multiple of the width", 8)
     d_head: str = _opt("discriminator head: final 4x4 conv or global average pooling", "conv", choices=D_HEADS)
     output: str = _opt("generator output: tanh for data in [-1, 1], sigmoid for [0, 1]", "tanh", choices=OUTPUTS)
+    spectral_norm: bool = _opt("spectral normalisation in D (Miyato et al. 2018), replacing D's batch norm", False)
 
     def validate(self) -> None:
         if self.image_size not in SUPPORTED_SIZES:
@@ -52,7 +60,7 @@ class ModelConfig:
         if self.channels not in (None, 1, 3):
             raise ConfigError(f"--channels must be 1 or 3, got {self.channels}")
         for name in ("latent_dim", "g_width", "d_width", "max_width_mult"):
-            if getattr(self, name) < 1:
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be at least 1")
 
 
@@ -99,6 +107,15 @@ class TrainConfig:
     amp: bool | None = _opt("bfloat16 autocast; default: on where the device runs it fast", None)
     channels_last: bool | None = _opt("channels-last memory layout; default: on with --amp", None)
     log_every: int = _opt("write a metrics.csv row every N steps", 10)
+    augment: str | None = _opt("differentiable augmentation of everything D sees; default: diffaugment for "
+                               f"folders under {SMALL_DATA_IMAGES} images, else none", None, choices=AUGMENTS)
+    augment_policy: str = _opt("transforms for --augment diffaugment", "color,translation,cutout")
+    augment_p: str = _opt("probability of each transform: a number in [0, 1], or 'auto' to adapt it to D's "
+                          "overfitting (StyleGAN2-ADA's heuristic, target 0.6)", "1")
+    augment_target: float = _opt("with --augment-p auto: the E[sign D(real)] that p steers toward", 0.6)
+    mirror: bool = _opt("random horizontal flips of the real images (not for text or faces)", False)
+    r1_gamma: float = _opt("R1 gradient penalty weight on real images (Mescheder et al. 2018); 0 = off", 0.0)
+    r1_every: int = _opt("apply R1 every N D steps, scaled by N (lazy regularisation)", 16)
     on_nan: str = _opt("when a loss turns NaN/Inf: stop, or roll back to the last checkpoint with half the "
                        "learning rates (at most 3 times)", "stop", choices=ON_NAN)
     progress: bool = _opt("show a progress bar", True)
@@ -121,6 +138,15 @@ class TrainConfig:
         for name in ("checkpoint_every", "keep", "grid_size", "log_every"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"--{name.replace('_', '-')} must be at least 1")
+        if self.augment_p != "auto":
+            try:
+                p = float(self.augment_p)
+            except ValueError:
+                raise ConfigError(f"--augment-p must be a number in [0, 1] or 'auto', got {self.augment_p!r}") from None
+            if not 0.0 <= p <= 1.0:
+                raise ConfigError(f"--augment-p must be in [0, 1], got {p}")
+        if self.r1_gamma < 0 or self.r1_every < 1:
+            raise ConfigError("--r1-gamma must be >= 0 and --r1-every >= 1")
         if self.sample_every is not None and self.sample_every < 1:
             raise ConfigError("--sample-every must be at least 1")
 

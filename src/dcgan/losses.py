@@ -50,3 +50,8 @@ LOSS_FUNCTIONS: dict[str, LossPair] = {
 def get_losses(name: str) -> LossPair:
     """(discriminator loss, generator loss) for a loss name."""
     return LOSS_FUNCTIONS[name]
+
+
+def decision_threshold(name: str) -> float:
+    """D's output that separates 'real' from 'fake' for a loss (least squares targets 1 and 0)."""
+    return 0.5 if name == "lsgan" else 0.0

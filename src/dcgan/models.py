@@ -76,7 +76,9 @@ class Discriminator(nn.Module):
         # Input layer: no batch norm (the paper's guideline).
         layers: list[nn.Module] = [nn.Conv2d(channels, widths[0], 4, 2, 1, bias=False), nn.LeakyReLU(0.2, True)]
         for c_in, c_out in zip(widths[:-1], widths[1:]):
-            layers += [nn.Conv2d(c_in, c_out, 4, 2, 1, bias=False), nn.BatchNorm2d(c_out), nn.LeakyReLU(0.2, True)]
+            # With spectral norm the layer's scale is already controlled; batch norm would fight it (SNGAN has none).
+            norm = nn.Identity() if config.spectral_norm else nn.BatchNorm2d(c_out)
+            layers += [nn.Conv2d(c_in, c_out, 4, 2, 1, bias=False), norm, nn.LeakyReLU(0.2, True)]
         self.features = nn.Sequential(*layers)
         last = start_size(config.image_size)
         if config.d_head == "conv":
@@ -87,6 +89,10 @@ class Discriminator(nn.Module):
             # spatial mean equals pooling then a linear map, and keeps D fully convolutional.
             self.head = nn.Conv2d(widths[-1], 1, 1, 1, 0, bias=True)
         init_weights(self)
+        if config.spectral_norm:
+            for m in list(self.modules()):
+                if isinstance(m, nn.Conv2d):
+                    nn.utils.parametrizations.spectral_norm(m)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(images)).mean(dim=(1, 2, 3))  # (B,)
@@ -106,6 +112,6 @@ def init_weights(module: nn.Module) -> None:
 
 def build_models(config: ModelConfig) -> tuple[Generator, Discriminator]:
     """Both networks for a config whose channel count is known."""
-    if config.channels is None:
-        raise ValueError("ModelConfig.channels must be resolved (from the data) before building models")
+    if config.channels is None or config.g_width is None or config.d_width is None:
+        raise ValueError("ModelConfig.channels and widths must be resolved (from the data) before building models")
     return Generator(config, config.channels), Discriminator(config, config.channels)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .losses import get_losses
+from .losses import decision_threshold, get_losses
 
 Augment = Callable[[torch.Tensor], torch.Tensor]
 
@@ -38,6 +38,7 @@ class StepOptions:
     amp: bool = False
     channels_last: bool = False
     d_skip_below: float | None = None
+    r1_weight: float = 0.0  # gamma / 2 * lazy interval; applied only on steps the caller marks
 
 
 def to_model_range(images: torch.Tensor, output: str, channels_last: bool = False) -> torch.Tensor:
@@ -54,30 +55,40 @@ def _autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContext
 
 
 def discriminator_step(state: GanState, real: torch.Tensor, z: torch.Tensor, options: StepOptions,
-                       augment: Augment | None = None) -> dict[str, torch.Tensor]:
-    """One D update on a real batch (model range, (B, C, H, W)) and fakes from z (B, latent_dim)."""
+                       augment: Augment | None = None, r1: bool = False) -> dict[str, torch.Tensor]:
+    """One D update on a real batch (model range, (B, C, H, W)) and fakes from z (B, latent_dim).
+
+    With ``r1`` the R1 penalty (squared gradient norm of D on the real images) is added.
+    """
     d_loss_fn, _ = get_losses(options.loss)
     aug = augment or (lambda x: x)
     with torch.no_grad(), _autocast(real.device, options.amp):
         fake = state.generator(z)
+    real_in = aug(real)
+    use_r1 = r1 and options.r1_weight > 0
+    if use_r1:
+        real_in = real_in.detach().requires_grad_(True)
     with _autocast(real.device, options.amp):
-        real_logits = state.discriminator(aug(real)).float()
+        real_logits = state.discriminator(real_in).float()
         fake_logits = state.discriminator(aug(fake)).float()
         loss = d_loss_fn(real_logits, fake_logits)
+    metrics = {"d_loss": loss.detach(), "d_real": real_logits.detach().mean(), "d_fake": fake_logits.detach().mean(),
+               "d_real_sign": torch.sign(real_logits.detach() - decision_threshold(options.loss)).mean()}
+    if use_r1:
+        (grad,) = torch.autograd.grad(real_logits.sum(), real_in, create_graph=True)
+        penalty = grad.float().pow(2).sum(dim=(1, 2, 3)).mean()
+        loss = loss + options.r1_weight * penalty
+        metrics["r1"] = penalty.detach()
     updated = torch.ones((), device=real.device)
-    if options.d_skip_below is not None and loss.item() < options.d_skip_below:
+    if options.d_skip_below is not None and metrics["d_loss"].item() < options.d_skip_below:
         # The tutorial's rule: a D that already wins this clearly is left alone for this batch.
         updated = torch.zeros((), device=real.device)
     else:
         state.opt_d.zero_grad(set_to_none=True)
         loss.backward()
         state.opt_d.step()
-    return {
-        "d_loss": loss.detach(),
-        "d_real": real_logits.detach().mean(),
-        "d_fake": fake_logits.detach().mean(),
-        "d_updated": updated,
-    }
+    metrics["d_updated"] = updated
+    return metrics
 
 
 def generator_step(state: GanState, z: torch.Tensor, options: StepOptions, ema_beta: float = 0.0,

@@ -32,7 +32,8 @@ import torch
 
 from . import __version__
 from . import checkpoint as ckpt
-from .config import TrainConfig, save_json, to_dict
+from .augment import Augmenter, adjust_p, parse_policy
+from .config import DEFAULT_WIDTH, SMALL_DATA_IMAGES, SMALL_DATA_WIDTH, ConfigError, TrainConfig, save_json, to_dict
 from .dataset import EpochSampler, PreparedData, prepare_dataset, summary_line
 from .devices import fast_defaults, resolve_device
 from .models import build_models
@@ -42,6 +43,7 @@ from .step import GanState, StepOptions, discriminator_step, ema_beta_at, genera
 
 DEFAULT_EPOCHS = 25
 MAX_ROLLBACKS = 3
+ADA_INTERVAL = 4  # steps between adjustments of the adaptive augmentation probability
 
 
 class TrainingError(Exception):
@@ -78,10 +80,19 @@ def resolve_config(config: TrainConfig, data: PreparedData, device: torch.device
     if n < batch:
         say(f"warning: only {n} image(s), fewer than --batch-size {batch}: training with batches of {n}")
         batch = n
+    small = n < SMALL_DATA_IMAGES
+    width = SMALL_DATA_WIDTH if small else DEFAULT_WIDTH
+    model = replace(model, g_width=model.g_width or width, d_width=model.d_width or model.g_width or width)
+    augment = config.augment or ("diffaugment" if small else "none")
+    if small and (config.augment is None or config.model.g_width is None):
+        say(f"small folder ({n} images, under {SMALL_DATA_IMAGES}): "
+            + ("DiffAugment on (--augment none turns it off)" if config.augment is None else "")
+            + ("; " if config.augment is None and config.model.g_width is None else "")
+            + (f"networks of width {width} (--g-width/--d-width to change)" if config.model.g_width is None else ""))
     amp_default, cl_default = fast_defaults(device)
     amp = amp_default if config.amp is None else config.amp
     channels_last = (cl_default and amp) if config.channels_last is None else config.channels_last
-    return replace(config, model=model, batch_size=batch, amp=amp, channels_last=channels_last)
+    return replace(config, model=model, batch_size=batch, amp=amp, channels_last=channels_last, augment=augment)
 
 
 def total_steps(config: TrainConfig, batches_per_epoch: int) -> int:
@@ -94,10 +105,11 @@ def total_steps(config: TrainConfig, batches_per_epoch: int) -> int:
     return max(1, epochs * max(1, per_epoch))
 
 
-def _rng_state(z_gen: torch.Generator) -> dict[str, Any]:
+def _rng_state(z_gen: torch.Generator, aug_gen: torch.Generator) -> dict[str, Any]:
     np_state = np.random.get_state()
     state = {
         "z": z_gen.get_state(),
+        "augment": aug_gen.get_state(),
         "torch_cpu": torch.get_rng_state(),
         "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]],
         "python": random.getstate(),
@@ -107,8 +119,9 @@ def _rng_state(z_gen: torch.Generator) -> dict[str, Any]:
     return state
 
 
-def _set_rng_state(z_gen: torch.Generator, state: dict[str, Any]) -> None:
+def _set_rng_state(z_gen: torch.Generator, aug_gen: torch.Generator, state: dict[str, Any]) -> None:
     z_gen.set_state(state["z"])
+    aug_gen.set_state(state["augment"])
     torch.set_rng_state(state["torch_cpu"])
     name, keys, *rest = state["numpy"]
     np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
@@ -165,8 +178,18 @@ class Trainer:
             opt_d=torch.optim.Adam(discriminator.parameters(), lr=cfg.lr_d, betas=betas),
         )
         self.options = StepOptions(loss=cfg.loss, output=cfg.model.output, amp=cfg.amp,
-                                   channels_last=cfg.channels_last, d_skip_below=cfg.d_skip_below)
+                                   channels_last=cfg.channels_last, d_skip_below=cfg.d_skip_below,
+                                   r1_weight=cfg.r1_gamma / 2 * cfg.r1_every)
         self.z_gen = torch.Generator(device=self.device).manual_seed(cfg.seed)
+        # A stream of its own, so that turning augmentation on or off leaves the z stream unchanged.
+        self.aug_gen = torch.Generator(device=self.device).manual_seed(cfg.seed + 1_000_003)
+        try:
+            policy = parse_policy(cfg.augment_policy)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+        self.adaptive = cfg.augment_p == "auto"
+        start_p = 0.0 if self.adaptive else float(cfg.augment_p)
+        self.augmenter = Augmenter(policy, start_p if cfg.augment == "diffaugment" else 0.0, self.aug_gen)
         self.sampler = EpochSampler(self.data.report["used"], cfg.batch_size, cfg.seed)
         self.total = total_steps(cfg, self.sampler.batches_per_epoch)
         self.step = 0
@@ -212,7 +235,8 @@ class Trainer:
             s.ema.load_state_dict(state["ema"])
         s.opt_g.load_state_dict(state["opt_g"])
         s.opt_d.load_state_dict(state["opt_d"])
-        _set_rng_state(self.z_gen, state["rng"])
+        _set_rng_state(self.z_gen, self.aug_gen, state["rng"])
+        self.augmenter.p = state["augment_p"]
         self.step = state["step"]
         pos = state["sampler"]
         self.sampler = EpochSampler(self.data.report["used"], self.config.batch_size, self.config.seed,
@@ -234,7 +258,8 @@ class Trainer:
             "ema": s.ema.state_dict() if s.ema is not None else None,
             "opt_g": s.opt_g.state_dict(),
             "opt_d": s.opt_d.state_dict(),
-            "rng": _rng_state(self.z_gen),
+            "rng": _rng_state(self.z_gen, self.aug_gen),
+            "augment_p": self.augmenter.p,
             "data_fingerprint": self.data.fingerprint,
         }
 
@@ -268,17 +293,30 @@ class Trainer:
             batch = self.images[torch.from_numpy(idx).to(self.device)]
         else:
             batch = torch.from_numpy(np.asarray(self.images[idx])).to(self.device, non_blocking=True)
-        return to_model_range(batch, self.config.model.output, self.config.channels_last)
+        real = to_model_range(batch, self.config.model.output, self.config.channels_last)
+        if self.config.mirror:
+            flip = torch.rand(real.shape[0], 1, 1, 1, generator=self.aug_gen, device=self.device) < 0.5
+            real = torch.where(flip, real.flip(3), real)
+        return real
 
     def _z(self, n: int) -> torch.Tensor:
         return torch.randn(n, self.config.model.latent_dim, generator=self.z_gen, device=self.device)
 
     def _one_step(self) -> dict[str, torch.Tensor]:
         cfg, bs = self.config, self.config.batch_size
-        metrics = discriminator_step(self.state, self._real_batch(), self._z(bs), self.options)
+        aug = self.augmenter if self.augmenter.p > 0 or self.adaptive else None
+        r1 = cfg.r1_gamma > 0 and self.step % cfg.r1_every == 0
+        metrics = discriminator_step(self.state, self._real_batch(), self._z(bs), self.options, augment=aug, r1=r1)
         if cfg.alternate:
             self.sampler.next()  # the tutorial's odd iterations take a batch and use only its size
-        metrics.update(generator_step(self.state, self._z(bs), self.options, ema_beta_at(self.step, cfg.ema_beta)))
+        metrics.update(generator_step(self.state, self._z(bs), self.options, ema_beta_at(self.step, cfg.ema_beta),
+                                      augment=aug))
+        if self.adaptive and (self.step + 1) % ADA_INTERVAL == 0:
+            # One sync every few steps: D's confidence on the reals steers the augmentation probability.
+            self.augmenter.p = adjust_p(self.augmenter.p, metrics["d_real_sign"].item(), bs * ADA_INTERVAL,
+                                        target=cfg.augment_target)
+        if cfg.augment == "diffaugment":
+            metrics["augment_p"] = torch.tensor(self.augmenter.p)
         return metrics
 
     def _non_finite(self, metrics: dict[str, torch.Tensor], last_path: Path | None) -> None:
@@ -357,7 +395,7 @@ class Trainer:
                 if self.step % cfg.log_every == 0 or self.step == self.total:
                     elapsed = time.perf_counter() - t0
                     row = {"step": self.step, "epoch": self.sampler.epoch,
-                           **{k: (v / count).item() for k, v in sums.items() if k != "d_updated"},
+                           **{k: (v / count).item() for k, v in sums.items() if k not in ("d_updated", "d_real_sign", "r1")},
                            "images_per_sec": count * cfg.batch_size * (2 if cfg.alternate else 1) / max(elapsed, 1e-9)}
                     self.log.log(row)
                     bar.set_postfix(d=f"{row['d_loss']:.3f}", g=f"{row['g_loss']:.3f}",
