@@ -84,7 +84,7 @@ class TrainConfig:
     preset: str = _opt("starting values: 'paper' (Radford et al. 2015) or 'seed' (the tutorial)", "paper",
                        choices=PRESETS)
     loss: str = _opt("GAN loss: non-saturating bce, least squares, or hinge", "bce", choices=LOSSES)
-    batch_size: int = _opt("images per step", 128)
+    batch_size: int = _opt("images per step (under torchrun: the global batch, split across processes)", 128)
     lr_g: float = _opt("Adam learning rate of the generator", 2e-4)
     lr_d: float = _opt("Adam learning rate of the discriminator", 2e-4)
     beta1: float = _opt("Adam beta1", 0.5)
@@ -116,6 +116,7 @@ class TrainConfig:
     mirror: bool = _opt("random horizontal flips of the real images (not for text or faces)", False)
     r1_gamma: float = _opt("R1 gradient penalty weight on real images (Mescheder et al. 2018); 0 = off", 0.0)
     r1_every: int = _opt("apply R1 every N D steps, scaled by N (lazy regularisation)", 16)
+    sync_bn: bool = _opt("under torchrun: batch-norm statistics over the global batch instead of each rank's", False)
     on_nan: str = _opt("when a loss turns NaN/Inf: stop, or roll back to the last checkpoint with half the "
                        "learning rates (at most 3 times)", "stop", choices=ON_NAN)
     progress: bool = _opt("show a progress bar", True)

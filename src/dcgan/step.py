@@ -102,7 +102,8 @@ def generator_step(state: GanState, z: torch.Tensor, options: StepOptions, ema_b
     try:
         with _autocast(z.device, options.amp):
             fake = state.generator(z)
-            fake_logits = state.discriminator(aug(fake)).float()
+            # D's forward outside any DDP wrapper: D gets no update here, so nothing of it must sync.
+            fake_logits = getattr(state.discriminator, "module", state.discriminator)(aug(fake)).float()
             loss = g_loss_fn(fake_logits)
         state.opt_g.zero_grad(set_to_none=True)
         loss.backward()

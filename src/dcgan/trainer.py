@@ -36,6 +36,8 @@ from .augment import Augmenter, adjust_p, parse_policy
 from .config import DEFAULT_WIDTH, SMALL_DATA_IMAGES, SMALL_DATA_WIDTH, ConfigError, TrainConfig, save_json, to_dict
 from .dataset import EpochSampler, PreparedData, prepare_dataset, summary_line
 from .devices import fast_defaults, resolve_device
+from .distributed import DistContext, all_mean, barrier, shutdown, sync_batchnorm
+from .distributed import init as init_distributed
 from .models import build_models
 from .runlog import RunLog, plot_losses
 from .sampling import generate, make_grid, save_image, z_from_seeds
@@ -58,6 +60,7 @@ class TrainResult:
     step: int
     checkpoint: Path
     interrupted: bool = False
+    main_process: bool = True  # False on torchrun ranks other than 0, which write nothing
 
 
 def check_writable(run_dir: Path) -> None:
@@ -139,8 +142,12 @@ class Trainer:
                  say: Callable[[str], None] | None = None) -> None:
         self.data_dir = Path(data_dir)
         self.run_dir = Path(run_dir)
-        self.say = say or (lambda msg: print(msg, file=sys.stderr))
-        self.resume = resume
+        self.dist = DistContext.from_env()
+        speak = say or (lambda msg: print(msg, file=sys.stderr))
+        self.say = speak if self.dist.is_main else (lambda msg: None)  # rank 0 alone talks and writes
+        # After torchrun's elastic restart every worker continues from the last checkpoint.
+        self.resume = resume or (self.dist.restarts > 0 and ckpt.latest_checkpoint(Path(run_dir) / "checkpoints")
+                                 is not None)
         self.allow_data_change = allow_data_change
         self.requested = config
         self._stop_signal: int | None = None
@@ -148,17 +155,29 @@ class Trainer:
 
     # --- setup -------------------------------------------------------------------------------------
     def _setup(self) -> None:
-        check_writable(self.run_dir)
+        if self.dist.is_main:
+            check_writable(self.run_dir)
         resume_from = ckpt.latest_checkpoint(self.run_dir / "checkpoints") if self.resume else None
         if self.resume and resume_from is None:
             raise TrainingError(f"--resume: no checkpoint in {str(self.run_dir / 'checkpoints')!r}")
         if not self.resume and ckpt.latest_checkpoint(self.run_dir / "checkpoints") is not None:
             raise TrainingError(f"{str(self.run_dir)!r} already holds a trained run: add --resume to continue it, "
                                 "or choose another --out")
-        self.device = resolve_device(self.requested.device)
+        self.device = init_distributed(self.dist, resolve_device(self.requested.device))
         config = self.requested
+        if self.dist.enabled:
+            if config.batch_size % self.dist.world:
+                raise ConfigError(f"--batch-size {config.batch_size} (the global batch) must be divisible by the "
+                                  f"{self.dist.world} processes")
+            if config.d_skip_below is not None:
+                raise ConfigError("--d-skip-below is a single-process rule (the tutorial's); drop it under torchrun")
+        # One process per machine decodes; the others then find the cache.
+        if self.dist.local_rank != 0:
+            barrier(self.dist)
         self.data = prepare_dataset(self.data_dir, config.model.image_size, config.data,
-                                    channels=config.model.channels, progress=config.progress)
+                                    channels=config.model.channels, progress=config.progress and self.dist.is_main)
+        if self.dist.local_rank == 0:
+            barrier(self.dist)
         self.say(summary_line(self.data.report))
         self.config = resolve_config(config, self.data, self.device, self.say)
 
@@ -166,11 +185,18 @@ class Trainer:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(cfg.seed)  # model initialisation depends on the seed alone
             generator, discriminator = build_models(cfg.model)
+        if self.dist.enabled and cfg.sync_bn:
+            generator, discriminator = sync_batchnorm(generator), sync_batchnorm(discriminator)
         ema = copy.deepcopy(generator).eval().requires_grad_(False) if cfg.ema else None
         memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
         for net in (generator, discriminator, ema):
             if net is not None:
                 net.to(self.device, memory_format=memory_format)
+        if self.dist.enabled:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            generator, discriminator = DDP(generator, device_ids=ids), DDP(discriminator, device_ids=ids)
         betas = (cfg.beta1, cfg.beta2)
         self.state = GanState(
             generator=generator, discriminator=discriminator, ema=ema,
@@ -182,7 +208,7 @@ class Trainer:
                                    r1_weight=cfg.r1_gamma / 2 * cfg.r1_every)
         self.z_gen = torch.Generator(device=self.device).manual_seed(cfg.seed)
         # A stream of its own, so that turning augmentation on or off leaves the z stream unchanged.
-        self.aug_gen = torch.Generator(device=self.device).manual_seed(cfg.seed + 1_000_003)
+        self.aug_gen = torch.Generator(device=self.device).manual_seed(cfg.seed + 1_000_003 + self.dist.rank)
         try:
             policy = parse_policy(cfg.augment_policy)
         except ValueError as e:
@@ -195,14 +221,15 @@ class Trainer:
         self.step = 0
         self.fixed_z = z_from_seeds(range(cfg.grid_size), cfg.model.latent_dim)
         self.images = self._images_on_device()
-        self.log = RunLog(self.run_dir)
+        self.log = RunLog(self.run_dir) if self.dist.is_main else None
         if resume_from is not None:
             self._restore(resume_from)  # refuses before anything in the run folder is rewritten
-        else:
+        elif self.log is not None:
             self.log.truncate_after(0)
-        with open(self.run_dir / "data_report.json", "w", encoding="utf-8") as f:
-            json.dump(self.data.report, f, indent=1, ensure_ascii=False)
-        save_json(self.config, str(self.run_dir / "config.json"))
+        if self.dist.is_main:
+            with open(self.run_dir / "data_report.json", "w", encoding="utf-8") as f:
+                json.dump(self.data.report, f, indent=1, ensure_ascii=False)
+            save_json(self.config, str(self.run_dir / "config.json"))
 
     def _images_on_device(self) -> np.ndarray | torch.Tensor:
         """The uint8 dataset: on a GPU when it fits in a quarter of free memory, else the memory map."""
@@ -229,8 +256,8 @@ class Trainer:
                                 "(files added, removed or modified, or other preprocessing); "
                                 "add --allow-data-change to continue on the new data")
         s = self.state
-        s.generator.load_state_dict(state["generator"])
-        s.discriminator.load_state_dict(state["discriminator"])
+        _plain(s.generator).load_state_dict(state["generator"])
+        _plain(s.discriminator).load_state_dict(state["discriminator"])
         if s.ema is not None and state.get("ema") is not None:
             s.ema.load_state_dict(state["ema"])
         s.opt_g.load_state_dict(state["opt_g"])
@@ -241,7 +268,8 @@ class Trainer:
         pos = state["sampler"]
         self.sampler = EpochSampler(self.data.report["used"], self.config.batch_size, self.config.seed,
                                     epoch=pos["epoch"], batch=pos["batch"])
-        self.log.truncate_after(self.step)
+        if self.log is not None:
+            self.log.truncate_after(self.step)
         self.say(f"resumed from {path.name} (step {self.step}, epoch {pos['epoch']})")
 
     # --- outputs -----------------------------------------------------------------------------------
@@ -253,8 +281,8 @@ class Trainer:
             "step": self.step,
             "epoch": self.sampler.epoch,
             "sampler": self.sampler.position(),
-            "generator": s.generator.state_dict(),
-            "discriminator": s.discriminator.state_dict(),
+            "generator": _plain(s.generator).state_dict(),
+            "discriminator": _plain(s.discriminator).state_dict(),
             "ema": s.ema.state_dict() if s.ema is not None else None,
             "opt_g": s.opt_g.state_dict(),
             "opt_d": s.opt_d.state_dict(),
@@ -267,6 +295,8 @@ class Trainer:
         """Write the whole state atomically and drop checkpoints beyond --keep."""
         folder = self.run_dir / "checkpoints"
         path = folder / ckpt.checkpoint_name(self.step)
+        if not self.dist.is_main:
+            return path
         try:
             folder.mkdir(exist_ok=True)
             ckpt.save(path, self._checkpoint_state())
@@ -279,16 +309,24 @@ class Trainer:
 
     def save_samples(self) -> Path:
         """A grid from the fixed z, from the EMA generator when there is one."""
-        net = self.state.ema if self.state.ema is not None else self.state.generator
-        pixels = generate(net, self.fixed_z, self.config.model.output)
+        net = self.state.ema if self.state.ema is not None else _plain(self.state.generator)
         path = self.run_dir / "samples" / f"step-{self.step:08d}.png"
+        if not self.dist.is_main:
+            return path
+        pixels = generate(net, self.fixed_z, self.config.model.output)
         # Small images are shown enlarged (nearest neighbour) so a grid is readable at a glance.
         save_image(make_grid(pixels, scale=max(1, 64 // self.config.model.image_size)), path)
         return path
 
     # --- the loop ----------------------------------------------------------------------------------
+    def _shard(self, n: int) -> slice:
+        # --batch-size is the global batch: each rank takes its own slice of it.
+        per_rank = n // self.dist.world
+        return slice(self.dist.rank * per_rank, (self.dist.rank + 1) * per_rank)
+
     def _real_batch(self) -> torch.Tensor:
         idx = self.sampler.next()
+        idx = idx[self._shard(len(idx))]
         if isinstance(self.images, torch.Tensor):
             batch = self.images[torch.from_numpy(idx).to(self.device)]
         else:
@@ -300,7 +338,9 @@ class Trainer:
         return real
 
     def _z(self, n: int) -> torch.Tensor:
-        return torch.randn(n, self.config.model.latent_dim, generator=self.z_gen, device=self.device)
+        # Every rank draws the global z batch and keeps its slice, so the stream does not depend on the world size.
+        z = torch.randn(n, self.config.model.latent_dim, generator=self.z_gen, device=self.device)
+        return z[self._shard(n)]
 
     def _one_step(self) -> dict[str, torch.Tensor]:
         cfg, bs = self.config, self.config.batch_size
@@ -313,7 +353,8 @@ class Trainer:
                                       augment=aug))
         if self.adaptive and (self.step + 1) % ADA_INTERVAL == 0:
             # One sync every few steps: D's confidence on the reals steers the augmentation probability.
-            self.augmenter.p = adjust_p(self.augmenter.p, metrics["d_real_sign"].item(), bs * ADA_INTERVAL,
+            sign = all_mean(self.dist, metrics["d_real_sign"]).item()
+            self.augmenter.p = adjust_p(self.augmenter.p, sign, bs * ADA_INTERVAL,
                                         target=cfg.augment_target)
         if cfg.augment == "diffaugment":
             metrics["augment_p"] = torch.tensor(self.augmenter.p)
@@ -361,18 +402,20 @@ class Trainer:
         finally:
             for sig, old in installed:
                 signal.signal(sig, old)
-            self.log.close()
+            if self.log is not None:
+                self.log.close()
+            shutdown(self.dist)
         interrupted = self._stop_signal is not None
-        if not interrupted:
+        if not interrupted and self.dist.is_main:
             self.save_samples()
             plot_losses(self.run_dir / "metrics.csv", self.run_dir / "losses.png")
-        return TrainResult(self.run_dir, self.step, last_path, interrupted)
+        return TrainResult(self.run_dir, self.step, last_path, interrupted, self.dist.is_main)
 
     def _loop(self) -> Path:
         from tqdm import tqdm
 
         cfg = self.config
-        bar = tqdm(total=self.total, initial=self.step, disable=not cfg.progress, unit="step",
+        bar = tqdm(total=self.total, initial=self.step, disable=not (cfg.progress and self.dist.is_main), unit="step",
                    dynamic_ncols=True, file=sys.stderr)
         sums: dict[str, torch.Tensor] = {}
         count, t0 = 0, time.perf_counter()
@@ -381,7 +424,12 @@ class Trainer:
         try:
             while self.step < self.total and self._stop_signal is None:
                 metrics = self._one_step()
-                if not all(math.isfinite(metrics[k].item()) for k in ("d_loss", "g_loss")):
+                check = torch.stack([metrics["d_loss"].float(), metrics["g_loss"].float(),
+                                     torch.tensor(float(self._stop_signal is not None), device=self.device)])
+                check = all_mean(self.dist, check)  # every rank takes the same decision
+                if check[2].item() > 0 and self._stop_signal is None:
+                    self._stop_signal = signal.SIGTERM
+                if not all(math.isfinite(v) for v in check[:2].tolist()):
                     self._non_finite(metrics, last_path)
                     sums, count, t0 = {}, 0, time.perf_counter()
                     bar.n = self.step
@@ -394,10 +442,12 @@ class Trainer:
                 bar.update()
                 if self.step % cfg.log_every == 0 or self.step == self.total:
                     elapsed = time.perf_counter() - t0
-                    row = {"step": self.step, "epoch": self.sampler.epoch,
-                           **{k: (v / count).item() for k, v in sums.items() if k not in ("d_updated", "d_real_sign", "r1")},
+                    means = {k: all_mean(self.dist, (v / count).to(self.device)).item() for k, v in sums.items()
+                             if k not in ("d_updated", "d_real_sign", "r1")}
+                    row = {"step": self.step, "epoch": self.sampler.epoch, **means,
                            "images_per_sec": count * cfg.batch_size * (2 if cfg.alternate else 1) / max(elapsed, 1e-9)}
-                    self.log.log(row)
+                    if self.log is not None:
+                        self.log.log(row)
                     bar.set_postfix(d=f"{row['d_loss']:.3f}", g=f"{row['g_loss']:.3f}",
                                     img_s=f"{row['images_per_sec']:.0f}")
                     sums, count, t0 = {}, 0, time.perf_counter()
@@ -414,6 +464,11 @@ class Trainer:
         if self._stop_signal is not None:
             self.say(f"saved {last_path} at step {self.step}; continue with --resume")
         return last_path
+
+
+def _plain(module: torch.nn.Module) -> torch.nn.Module:
+    """The model inside a DistributedDataParallel wrapper (or the model itself)."""
+    return getattr(module, "module", module)
 
 
 def train(data_dir: str | os.PathLike, run_dir: str | os.PathLike, config: TrainConfig, resume: bool = False,
