@@ -90,7 +90,7 @@ def plot_losses(metrics_path: str | os.PathLike, out_path: str | os.PathLike,
     if len(points) < 2:
         return False
     w, h = size
-    left, right, top, bottom = 60, 20, 20, 40
+    left, right, top, bottom = 60, 20, 28, 40
     xs = [p[0] for p in points]
     ys = [p[1] for p in points]
     x0, x1 = min(xs), max(xs) if max(xs) > min(xs) else min(xs) + 1
@@ -117,7 +117,7 @@ def plot_losses(metrics_path: str | os.PathLike, out_path: str | os.PathLike,
     for i, (k, pts) in enumerate(series.items()):
         if len(pts) >= 2:
             draw.line([to_px(s, v) for s, v in pts], fill=colours[i % len(colours)], width=2)
-        draw.text((left + 10 + 80 * i, top + 5), k, fill=colours[i % len(colours)])
+        draw.text((left + 10 + 80 * i, 8), k, fill=colours[i % len(colours)])
     Path(out_path).parent.mkdir(parents=True, exist_ok=True)
     img.save(out_path)
     return True
