@@ -73,6 +73,28 @@ class TrainedGenerator:
         return make_grid(pixels, columns, labels=[str(s) for s in seeds] if labels else None,
                          scale=_label_scale(pixels.shape[1]) if labels else 1)
 
+    def interpolate(self, seeds: Iterable[int], frames: int = 30, spherical: bool = True, loop: bool = False,
+                    truncation: float = 1.0) -> np.ndarray:
+        """uint8 (F, H, W, C) frames walking from seed to seed, ``frames`` per segment (slerp unless told)."""
+        from .latent import interpolation_path
+
+        return self.images(z=interpolation_path(self.z(seeds, truncation), frames, spherical, loop))
+
+    def arithmetic(self, expression: str, samples: int = 8, noise: float = 0.25,
+                   seed: int = 0) -> tuple[torch.Tensor, Image.Image]:
+        """'[12,40,77] - [5,9,31] + [21,33,60]' on the terms' mean z -> (result z (D,), a figure showing the
+        terms, their means, the result and ``samples`` results with noise of std ``noise`` added, seeded)."""
+        from .latent import arithmetic_figure, evaluate_expression, parse_expression
+
+        terms = parse_expression(expression)
+        z = evaluate_expression(terms, self.z)
+        jitter = torch.from_numpy(np.random.RandomState(seed).standard_normal((samples, self.latent_dim)))
+        results = self.images(z=torch.cat([z[None], z[None] + noise * jitter.float()]))
+        means = self.images(z=torch.stack([self.z(seeds).mean(0) for _, seeds in terms]))
+        figure = arithmetic_figure(terms, [self.images(seeds=seeds) for _, seeds in terms], means, results,
+                                   scale=_label_scale(results.shape[1]))
+        return z, figure
+
 
 def _label_scale(size: int) -> int:
     # Captions need about 40 px of width to be legible.
@@ -86,9 +108,18 @@ def load(path: str | os.PathLike, device: str = "cpu", ema: bool = True, which: 
 
 def generate_files(path: str | os.PathLike, out_dir: str | os.PathLike | None, seeds: list[int],
                    grid: str | os.PathLike | None = None, truncation: float = 1.0, device: str = "cpu",
-                   ema: bool = True) -> list[Path]:
-    """Write one PNG per seed (seed-NNNN.png) into out_dir, and optionally a grid labelled by seed."""
+                   ema: bool = True, z: torch.Tensor | None = None) -> list[Path]:
+    """Write one PNG per seed (seed-NNNN.png) into out_dir, and optionally a grid labelled by seed.
+    Given ``z`` (N, latent_dim), e.g. from ``latent.load_z``, render its rows instead (z-NNNN.png, labels 0..N-1)."""
     gen = load(path, device=device, ema=ema)
+    if z is not None:
+        if z.shape[-1] != gen.latent_dim:
+            raise ValueError(f"z vectors have {z.shape[-1]} dimensions; this generator takes {gen.latent_dim}")
+        z = z.reshape(-1, gen.latent_dim) * truncation
+        seeds = list(range(len(z)))
+
+    def images(chunk: list[int]) -> np.ndarray:
+        return gen.images(seeds=chunk, truncation=truncation) if z is None else gen.images(z=z[chunk])
     written: list[Path] = []
     pixels = None
     if out_dir is not None:
@@ -96,12 +127,12 @@ def generate_files(path: str | os.PathLike, out_dir: str | os.PathLike | None, s
         out.mkdir(parents=True, exist_ok=True)
         for start in range(0, len(seeds), 256):
             chunk = seeds[start:start + 256]
-            for s, p in zip(chunk, gen.images(seeds=chunk, truncation=truncation)):
-                target = out / f"seed-{s:04d}.png"
+            for s, p in zip(chunk, images(chunk)):
+                target = out / f"{'seed' if z is None else 'z'}-{s:04d}.png"
                 to_pil(p).save(target)
                 written.append(target)
     if grid is not None:
-        pixels = gen.images(seeds=seeds, truncation=truncation)
+        pixels = images(seeds)
         labels = [str(s) for s in seeds]
         save_image(make_grid(pixels, labels=labels, scale=_label_scale(pixels.shape[1])), grid)
         written.append(Path(grid))

