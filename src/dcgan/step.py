@@ -56,14 +56,38 @@ def _autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContext
 
 def discriminator_step(state: GanState, real: torch.Tensor, z: torch.Tensor, options: StepOptions,
                        augment: Augment | None = None, r1: bool = False) -> dict[str, torch.Tensor]:
-    """One D update on a real batch (model range, (B, C, H, W)) and fakes from z (B, latent_dim).
+    """One D update on a real batch (model range, (B, C, H, W)) and fresh fakes from z (B, latent_dim).
 
     With ``r1`` the R1 penalty (squared gradient norm of D on the real images) is added.
     """
-    d_loss_fn, _ = get_losses(options.loss)
-    aug = augment or (lambda x: x)
     with torch.no_grad(), _autocast(real.device, options.amp):
         fake = state.generator(z)
+    return _update_discriminator(state, real, fake, options, augment, r1)
+
+
+def generator_step(state: GanState, z: torch.Tensor, options: StepOptions, ema_beta: float = 0.0,
+                   augment: Augment | None = None) -> dict[str, torch.Tensor]:
+    """One G update from z (B, latent_dim); then the EMA generator follows (if any)."""
+    with _autocast(z.device, options.amp):
+        fake = state.generator(z)
+    return _update_generator(state, fake, options, ema_beta, augment)
+
+
+def train_step(state: GanState, real: torch.Tensor, z: torch.Tensor, options: StepOptions, ema_beta: float = 0.0,
+               augment: Augment | None = None, r1: bool = False) -> dict[str, torch.Tensor]:
+    """A D update then a G update on the same fakes G(z): one generator forward per step, as Goodfellow et
+    al.'s algorithm and the PyTorch example do (G's update sees the freshly updated D)."""
+    with _autocast(z.device, options.amp):
+        fake = state.generator(z)
+    metrics = _update_discriminator(state, real, fake.detach(), options, augment, r1)
+    metrics.update(_update_generator(state, fake, options, ema_beta, augment))
+    return metrics
+
+
+def _update_discriminator(state: GanState, real: torch.Tensor, fake: torch.Tensor, options: StepOptions,
+                          augment: Augment | None, r1: bool) -> dict[str, torch.Tensor]:
+    d_loss_fn, _ = get_losses(options.loss)
+    aug = augment or (lambda x: x)
     real_in = aug(real)
     use_r1 = r1 and options.r1_weight > 0
     if use_r1:
@@ -91,17 +115,15 @@ def discriminator_step(state: GanState, real: torch.Tensor, z: torch.Tensor, opt
     return metrics
 
 
-def generator_step(state: GanState, z: torch.Tensor, options: StepOptions, ema_beta: float = 0.0,
-                   augment: Augment | None = None) -> dict[str, torch.Tensor]:
-    """One G update from z (B, latent_dim); then the EMA generator follows (if any)."""
+def _update_generator(state: GanState, fake: torch.Tensor, options: StepOptions, ema_beta: float,
+                      augment: Augment | None) -> dict[str, torch.Tensor]:
     _, g_loss_fn = get_losses(options.loss)
     aug = augment or (lambda x: x)
     # D's parameters get no gradient here, but D still runs in train mode (batch statistics), as in D's step.
     for p in state.discriminator.parameters():
         p.requires_grad_(False)
     try:
-        with _autocast(z.device, options.amp):
-            fake = state.generator(z)
+        with _autocast(fake.device, options.amp):
             # D's forward outside any DDP wrapper: D gets no update here, so nothing of it must sync.
             fake_logits = getattr(state.discriminator, "module", state.discriminator)(aug(fake)).float()
             loss = g_loss_fn(fake_logits)

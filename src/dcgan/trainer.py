@@ -41,7 +41,8 @@ from .distributed import init as init_distributed
 from .models import build_models
 from .runlog import RunLog, plot_losses
 from .sampling import generate, make_grid, save_image, z_from_seeds
-from .step import GanState, StepOptions, discriminator_step, ema_beta_at, generator_step, to_model_range
+from .step import (GanState, StepOptions, discriminator_step, ema_beta_at, generator_step, to_model_range,
+                   train_step)
 
 DEFAULT_EPOCHS = 25
 MAX_ROLLBACKS = 3
@@ -152,11 +153,17 @@ class Trainer:
         self.requested = config
         self._stop_signal: int | None = None
         self.rollbacks = 0
+        self.best_fid = math.inf
+        self._evaluator: Any = None
 
     # --- setup -------------------------------------------------------------------------------------
     def _setup(self) -> None:
         if self.dist.is_main:
             check_writable(self.run_dir)
+            if self.requested.eval_every:
+                from .metrics import inception_path
+
+                inception_path(self.requested.inception)  # a missing metrics extra fails before any work
         resume_from = ckpt.latest_checkpoint(self.run_dir / "checkpoints") if self.resume else None
         if self.resume and resume_from is None:
             raise TrainingError(f"--resume: no checkpoint in {str(self.run_dir / 'checkpoints')!r}")
@@ -264,6 +271,7 @@ class Trainer:
         s.opt_d.load_state_dict(state["opt_d"])
         _set_rng_state(self.z_gen, self.aug_gen, state["rng"])
         self.augmenter.p = state["augment_p"]
+        self.best_fid = state.get("best_fid", math.inf)
         self.step = state["step"]
         pos = state["sampler"]
         self.sampler = EpochSampler(self.data.report["used"], self.config.batch_size, self.config.seed,
@@ -288,6 +296,7 @@ class Trainer:
             "opt_d": s.opt_d.state_dict(),
             "rng": _rng_state(self.z_gen, self.aug_gen),
             "augment_p": self.augmenter.p,
+            "best_fid": self.best_fid,
             "data_fingerprint": self.data.fingerprint,
         }
 
@@ -318,6 +327,31 @@ class Trainer:
         save_image(make_grid(pixels, scale=max(1, 64 // self.config.model.image_size)), path)
         return path
 
+    def evaluate(self) -> dict[str, float]:
+        """FID/KID of the sampling generator against the training images; keeps best.safetensors."""
+        from . import metrics
+
+        cfg = self.config
+        if self._evaluator is None:
+            extractor = metrics.InceptionFeatures(cfg.inception, device=self.device)
+            real = metrics.folder_features(self.data_dir, extractor, cfg.model.image_size, data=cfg.data,
+                                           limit=cfg.eval_n, progress=False)
+            self._evaluator = (extractor, real.features)
+        extractor, real_features = self._evaluator
+        net = self.state.ema if self.state.ema is not None else _plain(self.state.generator)
+        chunks = metrics.generated_images(net, cfg.model.latent_dim, cfg.model.output, cfg.eval_n)
+        fake_features = np.concatenate([extractor(c) for c in chunks])
+        result = metrics.scores(fake_features, real_features, kid_subset_size=min(1000, cfg.eval_n))
+        row = {"fid": float(result["fid"]), "kid": float(result["kid"]), "kid_std": float(result["kid_std"])}
+        if row["fid"] < self.best_fid:
+            self.best_fid = row["fid"]
+            folder = self.run_dir / "checkpoints"
+            folder.mkdir(exist_ok=True)
+            ckpt.save(folder / "best.safetensors", self._checkpoint_state())
+        self.say(f"step {self.step}: FID {row['fid']:.2f}, KID {row['kid']:.4f} +- {row['kid_std']:.4f} "
+                 f"({cfg.eval_n} samples; best FID {self.best_fid:.2f})")
+        return row
+
     # --- the loop ----------------------------------------------------------------------------------
     def _shard(self, n: int) -> slice:
         # --batch-size is the global batch: each rank takes its own slice of it.
@@ -346,11 +380,15 @@ class Trainer:
         cfg, bs = self.config, self.config.batch_size
         aug = self.augmenter if self.augmenter.p > 0 or self.adaptive else None
         r1 = cfg.r1_gamma > 0 and self.step % cfg.r1_every == 0
-        metrics = discriminator_step(self.state, self._real_batch(), self._z(bs), self.options, augment=aug, r1=r1)
+        beta = ema_beta_at(self.step, cfg.ema_beta)
         if cfg.alternate:
-            self.sampler.next()  # the tutorial's odd iterations take a batch and use only its size
-        metrics.update(generator_step(self.state, self._z(bs), self.options, ema_beta_at(self.step, cfg.ema_beta),
-                                      augment=aug))
+            # The tutorial's schedule: D on one iteration with fresh fakes, G on the next, which takes a
+            # batch and uses only its size.
+            metrics = discriminator_step(self.state, self._real_batch(), self._z(bs), self.options, augment=aug, r1=r1)
+            self.sampler.next()
+            metrics.update(generator_step(self.state, self._z(bs), self.options, beta, augment=aug))
+        else:
+            metrics = train_step(self.state, self._real_batch(), self._z(bs), self.options, beta, augment=aug, r1=r1)
         if self.adaptive and (self.step + 1) % ADA_INTERVAL == 0:
             # One sync every few steps: D's confidence on the reals steers the augmentation probability.
             sign = all_mean(self.dist, metrics["d_real_sign"]).item()
@@ -457,6 +495,10 @@ class Trainer:
                 epoch_seen = self.sampler.epoch
                 if (cfg.sample_every and self.step % cfg.sample_every == 0) or (not cfg.sample_every and epoch_done):
                     self.save_samples()
+                if cfg.eval_every and (self.step % cfg.eval_every == 0 or self.step == self.total) \
+                        and self.dist.is_main:
+                    row = self.evaluate()
+                    self.log.log({"step": self.step, "epoch": self.sampler.epoch, **row})
                 if self.step % cfg.checkpoint_every == 0 and self.step < self.total:
                     last_path = self.save_checkpoint()
         finally:
