@@ -51,7 +51,7 @@ def enlarged(pixels: np.ndarray, scale: int) -> np.ndarray:
 def test_seed_ranges_parse_and_bad_ones_fail_cleanly():
     assert parse_seeds("0-3,10") == [0, 1, 2, 3, 10]
     assert parse_seeds("3, 17,42") == [3, 17, 42]
-    for bad, part in (("5-1", "5-1"), ("a", "a"), ("1,,2", "empty"), ("-3", "-3")):
+    for bad, part in (("5-1", "5-1"), ("a", "a"), ("1,,2", "empty"), ("-3", "-3"), ("1 2", "space")):
         with pytest.raises(ValueError, match=part):
             parse_seeds(bad)
 

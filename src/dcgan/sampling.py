@@ -112,9 +112,9 @@ def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu", 
 def parse_seeds(text: str) -> list[int]:
     """'0-63', '3,17,42' or '0-3,10' -> a list of seeds (ranges include both ends)."""
     seeds: list[int] = []
-    for part in text.replace(" ", "").split(","):
-        if not part:
-            raise ValueError(f"seeds {text!r}: empty item (use e.g. 0-63 or 3,17,42)")
+    for part in (p.strip() for p in text.split(",")):
+        if not part or " " in part:
+            raise ValueError(f"seeds {text!r}: empty item or a space inside one (use e.g. 0-63 or 3,17,42)")
         lo, sep, hi = part.partition("-")
         try:
             if sep:

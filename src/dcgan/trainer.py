@@ -18,7 +18,6 @@ import copy
 import json
 import math
 import os
-import random
 import signal
 import sys
 import time
@@ -39,6 +38,7 @@ from .devices import fast_defaults, resolve_device
 from .distributed import DistContext, all_mean, barrier, shutdown, sync_batchnorm
 from .distributed import init as init_distributed
 from .models import build_models
+from .rngstate import capture, restore
 from .runlog import RunLog, plot_losses
 from .sampling import generate, make_grid, save_image, z_from_seeds
 from .step import (GanState, StepOptions, discriminator_step, ema_beta_at, generator_step, to_model_range,
@@ -107,32 +107,6 @@ def total_steps(config: TrainConfig, batches_per_epoch: int) -> int:
     # With alternate updates a G step follows every second batch (the tutorial's schedule).
     per_epoch = batches_per_epoch // 2 if config.alternate else batches_per_epoch
     return max(1, epochs * max(1, per_epoch))
-
-
-def _rng_state(z_gen: torch.Generator, aug_gen: torch.Generator) -> dict[str, Any]:
-    np_state = np.random.get_state()
-    state = {
-        "z": z_gen.get_state(),
-        "augment": aug_gen.get_state(),
-        "torch_cpu": torch.get_rng_state(),
-        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]],
-        "python": random.getstate(),
-    }
-    if torch.cuda.is_available():
-        state["torch_cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(z_gen: torch.Generator, aug_gen: torch.Generator, state: dict[str, Any]) -> None:
-    z_gen.set_state(state["z"])
-    aug_gen.set_state(state["augment"])
-    torch.set_rng_state(state["torch_cpu"])
-    name, keys, *rest = state["numpy"]
-    np.random.set_state((name, keys.numpy().astype(np.uint32), *rest))
-    version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))
-    if "torch_cuda" in state and torch.cuda.is_available() and len(state["torch_cuda"]) == torch.cuda.device_count():
-        torch.cuda.set_rng_state_all(state["torch_cuda"])
 
 
 class Trainer:
@@ -269,7 +243,7 @@ class Trainer:
             s.ema.load_state_dict(state["ema"])
         s.opt_g.load_state_dict(state["opt_g"])
         s.opt_d.load_state_dict(state["opt_d"])
-        _set_rng_state(self.z_gen, self.aug_gen, state["rng"])
+        restore(self.z_gen, self.aug_gen, state["rng"])
         self.augmenter.p = state["augment_p"]
         self.best_fid = state.get("best_fid", math.inf)
         self.step = state["step"]
@@ -294,7 +268,7 @@ class Trainer:
             "ema": s.ema.state_dict() if s.ema is not None else None,
             "opt_g": s.opt_g.state_dict(),
             "opt_d": s.opt_d.state_dict(),
-            "rng": _rng_state(self.z_gen, self.aug_gen),
+            "rng": capture(self.z_gen, self.aug_gen),
             "augment_p": self.augmenter.p,
             "best_fid": self.best_fid,
             "data_fingerprint": self.data.fingerprint,
