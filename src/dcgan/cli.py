@@ -65,6 +65,12 @@ def add_config_arguments(parser: argparse.ArgumentParser, cls: type, prefix: str
         parser.add_argument(flag, **kwargs)
 
 
+def _add_generator_options(p: argparse.ArgumentParser, device: str = "cpu") -> None:
+    """Options of every command that loads a trained generator."""
+    p.add_argument("--no-ema", action="store_true", help="use the raw generator instead of its moving average")
+    p.add_argument("--device", default=device, help=f"cpu, cuda, mps or auto (default: {device})")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The whole command line."""
     parser = argparse.ArgumentParser(
@@ -90,8 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--truncation", type=float, default=1.0, help="scale z toward the mean (1 = no truncation)")
     p.add_argument("--z", default=None, metavar="FILE.npy",
                    help="render these saved z vectors (e.g. from arithmetic --save-z) instead of seeds")
-    p.add_argument("--no-ema", action="store_true", help="use the raw generator instead of its moving average")
-    p.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto (default: cpu)")
+    _add_generator_options(p)
 
     p = sub.add_parser("interpolate", help="animate a walk through latent space from seed to seed")
     p.add_argument("run", metavar="RUN_DIR", help="run folder or checkpoint file")
@@ -104,8 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale", type=int, default=None,
                    help="enlarge frames N times, nearest neighbour (default: to at least 128 px; 64 px in a strip)")
     p.add_argument("--truncation", type=float, default=1.0, help="scale z toward the mean (1 = no truncation)")
-    p.add_argument("--no-ema", action="store_true", help="use the raw generator instead of its moving average")
-    p.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto (default: cpu)")
+    _add_generator_options(p)
 
     p = sub.add_parser("arithmetic", help="add and subtract the mean z of groups of seeds (Radford et al. fig. 7)")
     p.add_argument("run", metavar="RUN_DIR", help="run folder or checkpoint file")
@@ -118,8 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="seed of that noise (default: 0)")
     p.add_argument("--save-z", default=None, metavar="FILE.npy",
                    help="also save the result z (render it again with generate --z)")
-    p.add_argument("--no-ema", action="store_true", help="use the raw generator instead of its moving average")
-    p.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto (default: cpu)")
+    _add_generator_options(p)
 
     p = sub.add_parser("prepare", help="decode and cache a folder ahead of training; report every file")
     p.add_argument("data_dir", metavar="DATA_DIR")
@@ -145,8 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="images per KID subset, at most the smaller side (default: 1000)")
     p.add_argument("--inception", default=None, metavar="PATH", help=inception_help)
     p.add_argument("--batch-size", type=int, default=50, help="images per forward pass of the network (default: 50)")
-    p.add_argument("--no-ema", action="store_true", help="use the raw generator instead of its moving average")
-    p.add_argument("--device", default="auto", help="cpu, cuda, mps or auto (default: auto)")
+    _add_generator_options(p, device="auto")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
 
     p = sub.add_parser("nearest", help="generated images beside their nearest training images: does it copy?")
@@ -158,8 +160,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-k", "--neighbours", type=int, default=3, help="nearest real images per row (default: 3)")
     p.add_argument("--inception", default=None, metavar="PATH", help=inception_help)
     p.add_argument("--batch-size", type=int, default=50, help="images per forward pass of the network (default: 50)")
-    p.add_argument("--no-ema", action="store_true", help="use the raw generator instead of its moving average")
-    p.add_argument("--device", default="auto", help="cpu, cuda, mps or auto (default: auto)")
+    _add_generator_options(p, device="auto")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     return parser
 
