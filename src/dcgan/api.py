@@ -120,20 +120,22 @@ def generate_files(path: str | os.PathLike, out_dir: str | os.PathLike | None, s
 
     def images(chunk: list[int]) -> np.ndarray:
         return gen.images(seeds=chunk, truncation=truncation) if z is None else gen.images(z=z[chunk])
+
+    if grid is not None:
+        pixels = images(seeds)  # the grid needs them all; the same pass serves the files
+        batches: Iterable[tuple[list[int], np.ndarray]] = [(seeds, pixels)]
+    else:
+        batches = ((seeds[i:i + 256], images(seeds[i:i + 256])) for i in range(0, len(seeds), 256))
     written: list[Path] = []
-    pixels = None
     if out_dir is not None:
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        for start in range(0, len(seeds), 256):
-            chunk = seeds[start:start + 256]
-            for s, p in zip(chunk, images(chunk)):
+        for chunk, chunk_pixels in batches:
+            for s, p in zip(chunk, chunk_pixels):
                 target = out / f"{'seed' if z is None else 'z'}-{s:04d}.png"
                 to_pil(p).save(target)
                 written.append(target)
     if grid is not None:
-        pixels = images(seeds)
-        labels = [str(s) for s in seeds]
-        save_image(make_grid(pixels, labels=labels, scale=_label_scale(pixels.shape[1])), grid)
+        save_image(make_grid(pixels, labels=[str(s) for s in seeds], scale=_label_scale(pixels.shape[1])), grid)
         written.append(Path(grid))
     return written
