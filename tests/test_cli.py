@@ -49,6 +49,7 @@ def test_seed_preset_trains(image_folder, tmp_path):
     assert config["preset"] == "seed" and config["loss"] == "lsgan" and config["batch_size"] == 10
     assert config["model"]["output"] == "sigmoid" and config["alternate"] is True
     assert ckpt.latest_checkpoint(run / "checkpoints") is not None
+    assert "d_updated" in (run / "metrics.csv").read_text().splitlines()[0]  # the skip rule's share of D updates
 
 
 def test_grayscale_folder_trains_as_one_channel(tmp_path):

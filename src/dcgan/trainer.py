@@ -308,9 +308,8 @@ class Trainer:
         cfg = self.config
         if self._evaluator is None:
             extractor = metrics.InceptionFeatures(cfg.inception, device=self.device)
-            real = metrics.folder_features(self.data_dir, extractor, cfg.model.image_size, data=cfg.data,
-                                           limit=cfg.eval_n, progress=False)
-            self._evaluator = (extractor, real.features)
+            # The training images are already decoded (memory-mapped): no second scan or decode of the folder.
+            self._evaluator = (extractor, extractor(self.data.images[:cfg.eval_n]))
         extractor, real_features = self._evaluator
         net = self.state.ema if self.state.ema is not None else _plain(self.state.generator)
         chunks = metrics.generated_images(net, cfg.model.latent_dim, cfg.model.output, cfg.eval_n)
@@ -456,8 +455,10 @@ class Trainer:
                 bar.update()
                 if self.step % cfg.log_every == 0 or self.step == self.total:
                     elapsed = time.perf_counter() - t0
+                    # d_updated (the share of D updates made) only means something under the tutorial's skip rule.
+                    hidden = {"d_real_sign", "r1"} | (set() if cfg.d_skip_below is not None else {"d_updated"})
                     means = {k: all_mean(self.dist, (v / count).to(self.device)).item() for k, v in sums.items()
-                             if k not in ("d_updated", "d_real_sign", "r1")}
+                             if k not in hidden}
                     row = {"step": self.step, "epoch": self.sampler.epoch, **means,
                            "images_per_sec": count * cfg.batch_size * (2 if cfg.alternate else 1) / max(elapsed, 1e-9)}
                     if self.log is not None:
