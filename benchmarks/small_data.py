@@ -1,12 +1,15 @@
 """FID with and without DiffAugment on a small slice of Fashion-MNIST (issue 7's comparison).
 
-    python benchmarks/small_data.py --images 1000 --steps 2000 -n 1000        # a reduced run for a CPU
-    python benchmarks/small_data.py --images 100 --steps 2000 -n 10000 --device cuda
+    python benchmarks/small_data.py --images 100 --steps 4000 -n 2000          # a reduced run for a CPU
+    python benchmarks/small_data.py --images 1000 --steps 10000 -n 10000 --device cuda
 
-Trains twice on the first --images training images, at 28x28, the same steps and seed, with
-`--augment none` and with `--augment diffaugment`, then prints the FID of -n samples (seeds 0..n-1,
-EMA generator) against the first -n test images, with the standard Inception (dcgan[metrics]).
-FID at small n is biased upward; compare the two lines of one run, not with published tables.
+Trains on the first --images training images at 28x28, the same steps and seed, once per --augment
+setting (default: none, then diffaugment at p = 1), with the defaults a folder that small gets
+otherwise (networks of width 32), then prints the FID and KID of -n samples (seeds 0..n-1, EMA
+generator) against the 10,000 test images (--real-n), with the standard Inception (dcgan[metrics]).
+The test images are the ones benchmarks/fashion_mnist.py exports, so their features are computed
+once for both scripts (cached under $DCGAN_CACHE). FID is biased upward at small -n; compare the lines
+of one run, not with published tables.
 """
 
 from __future__ import annotations
@@ -21,55 +24,72 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 
+from fashion_mnist import DATA, TEST_FILE, TEST_IMAGES, TRAIN_FILE, png_folder  # noqa: E402
 from idx_to_png import export  # noqa: E402
 
 import dcgan  # noqa: E402
 from dcgan import metrics  # noqa: E402
 
-DATA = Path("/usr/share/datasets/fashion-mnist")
+SETTINGS = {"none": {"augment": "none"}, "diffaugment": {"augment": "diffaugment"},
+            "auto": {"augment": "diffaugment", "augment_p": "auto"}}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--images", type=int, default=1000)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser.add_argument("--images", type=int, default=1000, help="training images (the first ones)")
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("-n", type=int, default=1000, help="samples and test images for FID")
+    parser.add_argument("-n", type=int, default=1000, help="samples for FID")
+    parser.add_argument("--real-n", type=int, default=TEST_IMAGES, help="test images for FID (default: all 10000)")
+    parser.add_argument("--augment", default="none,diffaugment",
+                        help=f"settings to compare, in order, from {', '.join(SETTINGS)} (auto: --augment-p auto)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--work", default="runs/small-data")
+    parser.add_argument("--work", default=str(ROOT / "runs"), help="runs and PNG folders (default: runs)")
+    parser.add_argument("--no-score", action="store_true", help="train only; a later call scores the runs")
     args = parser.parse_args()
+    names = [a.strip() for a in args.augment.split(",") if a.strip()]
+    unknown = [a for a in names if a not in SETTINGS]
+    if unknown or not names:
+        sys.exit(f"small_data.py: --augment {args.augment!r}: choose from {', '.join(SETTINGS)}")
     work = Path(args.work)
-    train_dir, test_dir = work / f"train-{args.images}", work / f"test-{args.n}"
-    if not train_dir.exists():
-        export(DATA / "train-images-idx3-ubyte.gz", train_dir, count=args.images)
-    if not test_dir.exists():
-        export(DATA / "t10k-images-idx3-ubyte.gz", test_dir, count=args.n)
+    train_dir = work / "small-data" / f"train-{args.images}"
+    if len(list(train_dir.glob("*.png"))) != args.images:
+        export(DATA / TRAIN_FILE, train_dir, count=args.images)
+    test_dir = png_folder(DATA / TEST_FILE, work / "fashion-mnist" / "test", TEST_IMAGES)
+    runs = {}
+    for name in names:
+        run = runs[name] = work / "small-data" / f"{args.images}-{name}-s{args.seed}-{args.steps}"
+        if not (run / "checkpoints").exists():
+            t = time.perf_counter()
+            config = dcgan.build_config({"model.image_size": 28, "steps": args.steps, "batch_size": args.batch_size,
+                                         "seed": args.seed, "device": args.device, "progress": False,
+                                         **SETTINGS[name]})
+            dcgan.train(train_dir, run, config)
+            print(f"trained {run.name} in {time.perf_counter() - t:.0f} s", flush=True)
+    if args.no_score:
+        return
     extractor = metrics.InceptionFeatures(device=args.device)
     t = time.perf_counter()
-    real = metrics.folder_features(test_dir, extractor, 28, progress=False).features
-    print(f"test features: {len(real)} images in {time.perf_counter() - t:.0f} s")
+    real = metrics.folder_features(test_dir, extractor, 28, limit=args.real_n, progress=False)
+    print(f"test features: {len(real.features)} images in {time.perf_counter() - t:.0f} s"
+          + (" (cached)" if real.cached else ""), flush=True)
     results = {}
-    for augment in ("none", "diffaugment"):
-        run = work / f"{args.images}-{augment}-s{args.seed}-{args.steps}"
-        t = time.perf_counter()
-        if not (run / "checkpoints").exists():
-            config = dcgan.build_config({"model.image_size": 28, "steps": args.steps, "batch_size": args.batch_size,
-                                         "augment": augment, "seed": args.seed, "device": args.device,
-                                         "progress": False})
-            dcgan.train(train_dir, run, config)
-        trained = time.perf_counter() - t
+    for name, run in runs.items():
         gen = dcgan.load(run, device=args.device)
         t = time.perf_counter()
         fake = np.concatenate([extractor(c) for c in metrics.generated_images(gen.net, gen.latent_dim, gen.output,
                                                                                args.n)])
-        score = metrics.scores(fake, real, kid_subset_size=min(1000, args.n))
-        results[augment] = score["fid"]
-        print(f"images={args.images} augment={augment} steps={args.steps} seed={args.seed}: FID {score['fid']:.2f} "
-              f"KID {score['kid']:.4f} +- {score['kid_std']:.4f} ({args.n} vs {args.n}; trained {trained:.0f} s, "
-              f"scored {time.perf_counter() - t:.0f} s)")
-    change = (results["diffaugment"] - results["none"]) / results["none"]
-    print(f"FID change with augmentation: {change * 100:+.1f}%")
+        score = metrics.scores(fake, real.features, kid_subset_size=min(1000, args.n))
+        results[name] = score["fid"]
+        print(f"images={args.images} augment={name} steps={args.steps} seed={args.seed}: FID {score['fid']:.2f} "
+              f"KID {score['kid']:.4f} +- {score['kid_std']:.4f} ({args.n} samples vs {len(real.features)} test "
+              f"images; scored in {time.perf_counter() - t:.0f} s)", flush=True)
+    if "none" in results:
+        for name, fid in results.items():
+            if name != "none":
+                print(f"FID change with {name}: {(fid - results['none']) / results['none'] * 100:+.1f}%")
 
 
 if __name__ == "__main__":

@@ -11,7 +11,8 @@ machine hits all of them alike):
                with the device's fast defaults (bf16 autocast + channels_last where the device runs
                them fast), EMA of G as the trainer keeps by default.
   dcgan fp32   the same with amp off (and so channels_last off, as the trainer does with --no-amp).
-  (CUDA only)  dcgan fast at batch 128 and 1024.
+  (CUDA only)  dcgan fast at batch 128 and 1024, and both again with the whole step in one CUDA
+               graph (--cuda-graphs).
 
 Examples:
 
@@ -50,6 +51,7 @@ from torch import nn
 
 from dcgan.config import DataConfig, ModelConfig
 from dcgan.dataset import EpochSampler, prepare_dataset
+from dcgan.graphs import StepGraph
 from dcgan.devices import fast_defaults, resolve_device
 from dcgan.models import build_models
 from dcgan.step import GanState, StepOptions, ema_beta_at, to_model_range, train_step
@@ -236,7 +238,7 @@ class DcganRunner:
     """dcgan.step on uint8 images held in memory (on the GPU when there is one), as the trainer feeds it."""
 
     def __init__(self, images: torch.Tensor, image_size: int, batch_size: int, amp: bool, channels_last: bool,
-                 device: torch.device, seed: int = 0) -> None:
+                 device: torch.device, seed: int = 0, graphs: bool = False) -> None:
         self.images, self.device, self.batch_size = images, device, batch_size
         torch.manual_seed(seed)
         model = ModelConfig(image_size=image_size, channels=CHANNELS, latent_dim=LATENT_DIM,
@@ -246,16 +248,28 @@ class DcganRunner:
         layout = torch.channels_last if channels_last else torch.contiguous_format
         for net in (generator, discriminator, ema):
             net.to(device, memory_format=layout)
+        adam = {"lr": 2e-4, "betas": (0.5, 0.999), "capturable": graphs}
         self.state = GanState(generator=generator, discriminator=discriminator, ema=ema,
-                              opt_g=torch.optim.Adam(generator.parameters(), lr=2e-4, betas=(0.5, 0.999)),
-                              opt_d=torch.optim.Adam(discriminator.parameters(), lr=2e-4, betas=(0.5, 0.999)))
+                              opt_g=torch.optim.Adam(generator.parameters(), **adam),
+                              opt_d=torch.optim.Adam(discriminator.parameters(), **adam))
         self.options = StepOptions(loss="bce", output="tanh", amp=amp, channels_last=channels_last)
         self.sampler = EpochSampler(images.shape[0], batch_size, seed)
         self.z_gen = torch.Generator(device=device).manual_seed(seed)
         self.steps = 0
+        # --cuda-graphs: the trainer's whole-step graph (warm-up steps, then capture, then replays).
+        self.graph = StepGraph(self.state, self.options, images, batch_size, LATENT_DIM, None, False,
+                               capture=True) if graphs else None
 
     def step(self) -> int:
         """One D and one G update, as the trainer's step; returns the batch size."""
+        if self.graph is not None:
+            if self.sampler.batch == 0 or self.steps == 0:
+                self.graph.set_epoch(self.sampler.epoch_batches())
+            row = self.sampler.batch
+            self.sampler.next()
+            self.graph(row, self.z_gen, ema_beta_at(self.steps, 0.999), 0.0)
+            self.steps += 1
+            return self.batch_size
         idx = torch.from_numpy(self.sampler.next()).to(self.device)
         real = to_model_range(self.images[idx], self.options.output, self.options.channels_last)
         b = real.shape[0]  # fewer than the batch size only when the folder is smaller
@@ -447,6 +461,9 @@ def main(argv: list[str] | None = None) -> None:
             contenders += [Contender(f"{fast_name}", lambda b=b: DcganRunner(images, size, b, amp, channels_last,
                                                                                device), b)
                            for b in (128, 1024) if b != batch]
+            contenders += [Contender(f"{fast_name} + CUDA graph",
+                                     lambda b=b: DcganRunner(images, size, b, amp, channels_last, device, graphs=True), b)
+                           for b in (128, 1024)]
         print(describe_device(device))
         print(f"image size {size}, batch {batch}, warm-up {args.warmup} step(s), then "
               + (f"{args.steps} timed steps" if args.steps else f"{args.seconds:g} timed s")

@@ -16,28 +16,28 @@ import torch.nn.functional as F
 POLICIES = ("color", "translation", "cutout")
 
 
-def _uniform(n: int, like: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+def _uniform(n: int, like: torch.Tensor, gen: torch.Generator | None) -> torch.Tensor:
     return torch.rand(n, 1, 1, 1, generator=gen, device=like.device, dtype=like.dtype)
 
 
-def brightness(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+def brightness(x: torch.Tensor, gen: torch.Generator | None) -> torch.Tensor:
     """Add a per-image shift in [-0.5, 0.5]."""
     return x + (_uniform(x.shape[0], x, gen) - 0.5)
 
 
-def saturation(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+def saturation(x: torch.Tensor, gen: torch.Generator | None) -> torch.Tensor:
     """Scale each pixel's distance from its channel mean by a factor in [0, 2]."""
     mean = x.mean(dim=1, keepdim=True)
     return (x - mean) * (_uniform(x.shape[0], x, gen) * 2) + mean
 
 
-def contrast(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+def contrast(x: torch.Tensor, gen: torch.Generator | None) -> torch.Tensor:
     """Scale each image's distance from its mean by a factor in [0.5, 1.5]."""
     mean = x.mean(dim=(1, 2, 3), keepdim=True)
     return (x - mean) * (_uniform(x.shape[0], x, gen) + 0.5) + mean
 
 
-def color(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+def color(x: torch.Tensor, gen: torch.Generator | None) -> torch.Tensor:
     """Brightness, saturation (colour images only) and contrast."""
     x = brightness(x, gen)
     if x.shape[1] > 1:
@@ -52,7 +52,7 @@ def _shifted_index(size: int, shift: torch.Tensor) -> torch.Tensor:
     return (base[None, :] - shift[:, None] + 1).clamp(0, size + 1)
 
 
-def translation(x: torch.Tensor, gen: torch.Generator, ratio: float = 0.125) -> torch.Tensor:
+def translation(x: torch.Tensor, gen: torch.Generator | None, ratio: float = 0.125) -> torch.Tensor:
     """Shift each image by whole pixels, up to ratio x its size in each direction, filling with zeros."""
     b, _, h, w = x.shape
     sy, sx = int(h * ratio + 0.5), int(w * ratio + 0.5)
@@ -65,7 +65,7 @@ def translation(x: torch.Tensor, gen: torch.Generator, ratio: float = 0.125) -> 
     return out.gather(3, cols)
 
 
-def cutout(x: torch.Tensor, gen: torch.Generator, ratio: float = 0.5) -> torch.Tensor:
+def cutout(x: torch.Tensor, gen: torch.Generator | None, ratio: float = 0.5) -> torch.Tensor:
     """Zero one square of half the image size (clipped at the borders) at a random place in each image."""
     b, _, h, w = x.shape
     ch, cw = int(h * ratio + 0.5), int(w * ratio + 0.5)
@@ -77,7 +77,7 @@ def cutout(x: torch.Tensor, gen: torch.Generator, ratio: float = 0.5) -> torch.T
     return x * (~inside)[:, None].to(x.dtype)
 
 
-TRANSFORMS: dict[str, Callable[[torch.Tensor, torch.Generator], torch.Tensor]] = {
+TRANSFORMS: dict[str, Callable[[torch.Tensor, torch.Generator | None], torch.Tensor]] = {
     "color": color, "translation": translation, "cutout": cutout,
 }
 
@@ -92,19 +92,24 @@ def parse_policy(text: str) -> tuple[str, ...]:
 
 
 class Augmenter:
-    """Applies each transform of a policy to each image with probability p (p = 1: DiffAugment as published)."""
+    """Applies each transform of a policy to each image with probability p (p = 1: DiffAugment as published).
 
-    def __init__(self, policy: tuple[str, ...], p: float, generator: torch.Generator) -> None:
+    p is a float, or a 0-dim tensor read on the device (a captured CUDA graph cannot read a Python value
+    that changes). generator None draws from the device's default generator.
+    """
+
+    def __init__(self, policy: tuple[str, ...], p: float | torch.Tensor, generator: torch.Generator | None) -> None:
         self.policy = policy
         self.p = p
         self.generator = generator
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        if self.p <= 0:
+        on_device = isinstance(self.p, torch.Tensor)
+        if not on_device and self.p <= 0:
             return x
         for name in self.policy:
             augmented = TRANSFORMS[name](x, self.generator)
-            if self.p < 1:
+            if on_device or self.p < 1:
                 keep = torch.rand(x.shape[0], 1, 1, 1, generator=self.generator, device=x.device) >= self.p
                 augmented = torch.where(keep, x, augmented)
             x = augmented

@@ -106,6 +106,9 @@ class TrainConfig:
     grid_size: int = _opt("images in each progress grid", 64)
     amp: bool | None = _opt("bfloat16 autocast; default: on where the device runs it fast", None)
     channels_last: bool | None = _opt("channels-last memory layout; default: on with --amp", None)
+    cuda_graphs: bool = _opt("capture the whole D+G step in one CUDA graph and replay it (launch-bound GPUs, "
+                             "small batches); single process; not yet measured on a GPU, so off by default",
+                             False)
     log_every: int = _opt("write a metrics.csv row every N steps", 10)
     augment: str | None = _opt("differentiable augmentation of everything D sees; default: diffaugment for "
                                f"folders under {SMALL_DATA_IMAGES} images, else none", None, choices=AUGMENTS)

@@ -241,5 +241,10 @@ class EpochSampler:
             self._order = self._permutation(self.epoch)
         return indices
 
+    def epoch_batches(self) -> np.ndarray:
+        """The current epoch's batches as a (batches_per_epoch, batch_size) table, each row as ``next`` gives it."""
+        used = min(self.n, self.batches_per_epoch * self.batch_size)
+        return np.sort(self._order[:used].reshape(self.batches_per_epoch, -1), axis=1)
+
     def position(self) -> dict[str, int]:
         return {"epoch": self.epoch, "batch": self.batch}

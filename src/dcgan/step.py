@@ -39,6 +39,7 @@ class StepOptions:
     channels_last: bool = False
     d_skip_below: float | None = None
     r1_weight: float = 0.0  # gamma / 2 * lazy interval; applied only on steps the caller marks
+    cast_cache: bool = True  # autocast's cache of low-precision weights; off inside a CUDA graph capture
 
 
 def to_model_range(images: torch.Tensor, output: str, channels_last: bool = False) -> torch.Tensor:
@@ -48,10 +49,10 @@ def to_model_range(images: torch.Tensor, output: str, channels_last: bool = Fals
     return x.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
 
 
-def _autocast(device: torch.device, enabled: bool) -> contextlib.AbstractContextManager:
-    if not enabled:
+def _autocast(device: torch.device, options: StepOptions) -> contextlib.AbstractContextManager:
+    if not options.amp:
         return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16, cache_enabled=options.cast_cache)
 
 
 def discriminator_step(state: GanState, real: torch.Tensor, z: torch.Tensor, options: StepOptions,
@@ -60,24 +61,25 @@ def discriminator_step(state: GanState, real: torch.Tensor, z: torch.Tensor, opt
 
     With ``r1`` the R1 penalty (squared gradient norm of D on the real images) is added.
     """
-    with torch.no_grad(), _autocast(real.device, options.amp):
+    with torch.no_grad(), _autocast(real.device, options):
         fake = state.generator(z)
     return _update_discriminator(state, real, fake, options, augment, r1)
 
 
-def generator_step(state: GanState, z: torch.Tensor, options: StepOptions, ema_beta: float = 0.0,
+def generator_step(state: GanState, z: torch.Tensor, options: StepOptions, ema_beta: float | torch.Tensor = 0.0,
                    augment: Augment | None = None) -> dict[str, torch.Tensor]:
     """One G update from z (B, latent_dim); then the EMA generator follows (if any)."""
-    with _autocast(z.device, options.amp):
+    with _autocast(z.device, options):
         fake = state.generator(z)
     return _update_generator(state, fake, options, ema_beta, augment)
 
 
-def train_step(state: GanState, real: torch.Tensor, z: torch.Tensor, options: StepOptions, ema_beta: float = 0.0,
-               augment: Augment | None = None, r1: bool = False) -> dict[str, torch.Tensor]:
+def train_step(state: GanState, real: torch.Tensor, z: torch.Tensor, options: StepOptions,
+               ema_beta: float | torch.Tensor = 0.0, augment: Augment | None = None,
+               r1: bool = False) -> dict[str, torch.Tensor]:
     """A D update then a G update on the same fakes G(z): one generator forward per step, as Goodfellow et
     al.'s algorithm and the PyTorch example do (G's update sees the freshly updated D)."""
-    with _autocast(z.device, options.amp):
+    with _autocast(z.device, options):
         fake = state.generator(z)
     metrics = _update_discriminator(state, real, fake.detach(), options, augment, r1)
     metrics.update(_update_generator(state, fake, options, ema_beta, augment))
@@ -92,7 +94,7 @@ def _update_discriminator(state: GanState, real: torch.Tensor, fake: torch.Tenso
     use_r1 = r1 and options.r1_weight > 0
     if use_r1:
         real_in = real_in.detach().requires_grad_(True)
-    with _autocast(real.device, options.amp):
+    with _autocast(real.device, options):
         real_logits = state.discriminator(real_in).float()
         fake_logits = state.discriminator(aug(fake)).float()
         loss = d_loss_fn(real_logits, fake_logits)
@@ -115,7 +117,7 @@ def _update_discriminator(state: GanState, real: torch.Tensor, fake: torch.Tenso
     return metrics
 
 
-def _update_generator(state: GanState, fake: torch.Tensor, options: StepOptions, ema_beta: float,
+def _update_generator(state: GanState, fake: torch.Tensor, options: StepOptions, ema_beta: float | torch.Tensor,
                       augment: Augment | None) -> dict[str, torch.Tensor]:
     _, g_loss_fn = get_losses(options.loss)
     aug = augment or (lambda x: x)
@@ -123,7 +125,7 @@ def _update_generator(state: GanState, fake: torch.Tensor, options: StepOptions,
     for p in state.discriminator.parameters():
         p.requires_grad_(False)
     try:
-        with _autocast(fake.device, options.amp):
+        with _autocast(fake.device, options):
             # D's forward outside any DDP wrapper: D gets no update here, so nothing of it must sync.
             fake_logits = getattr(state.discriminator, "module", state.discriminator)(aug(fake)).float()
             loss = g_loss_fn(fake_logits)
@@ -139,8 +141,10 @@ def _update_generator(state: GanState, fake: torch.Tensor, options: StepOptions,
 
 
 @torch.no_grad()
-def update_ema(ema: nn.Module, model: nn.Module, beta: float) -> None:
-    """ema <- beta * ema + (1 - beta) * model for parameters; buffers (batch-norm statistics) are copied."""
+def update_ema(ema: nn.Module, model: nn.Module, beta: float | torch.Tensor) -> None:
+    """ema <- beta * ema + (1 - beta) * model for parameters; buffers (batch-norm statistics) are copied.
+
+    beta may be a 0-dim tensor on the models' device (read there, as a captured CUDA graph needs)."""
     for p_ema, p in zip(ema.parameters(), model.parameters()):
         p_ema.lerp_(p, 1.0 - beta)
     for b_ema, b in zip(ema.buffers(), model.buffers()):

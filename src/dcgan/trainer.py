@@ -22,7 +22,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,19 +32,20 @@ import torch
 from . import __version__
 from . import checkpoint as ckpt
 from .augment import Augmenter, adjust_p, parse_policy
-from .config import DEFAULT_WIDTH, SMALL_DATA_IMAGES, SMALL_DATA_WIDTH, ConfigError, TrainConfig, save_json, to_dict
-from .dataset import EpochSampler, PreparedData, prepare_dataset, summary_line
-from .devices import fast_defaults, resolve_device
+from .config import ConfigError, TrainConfig, save_json, to_dict
+from .dataset import EpochSampler, prepare_dataset, summary_line
+from .devices import resolve_device
 from .distributed import DistContext, all_mean, barrier, shutdown, sync_batchnorm
 from .distributed import init as init_distributed
+from .graphs import StepGraph, graphs_usable, set_capturable
 from .models import build_models
 from .rngstate import capture, restore
 from .runlog import RunLog, plot_losses
+from .runplan import resolve_config, total_steps
 from .sampling import generate, make_grid, save_image, z_from_seeds
 from .step import (GanState, StepOptions, discriminator_step, ema_beta_at, generator_step, to_model_range,
                    train_step)
 
-DEFAULT_EPOCHS = 25
 MAX_ROLLBACKS = 3
 ADA_INTERVAL = 4  # steps between adjustments of the adaptive augmentation probability
 
@@ -73,40 +74,6 @@ def check_writable(run_dir: Path) -> None:
         probe.unlink()
     except OSError as e:
         raise TrainingError(f"cannot write to the output folder {str(run_dir)!r}: {e.strerror or e}") from None
-
-
-def resolve_config(config: TrainConfig, data: PreparedData, device: torch.device, say: Callable[[str], None]
-                   ) -> TrainConfig:
-    """Fill in what the data and device decide: channels, batch size for tiny folders, amp, layout."""
-    n = data.report["used"]
-    model = replace(config.model, channels=config.model.channels or data.report["channels"])
-    batch = config.batch_size
-    if n < batch:
-        say(f"warning: only {n} image(s), fewer than --batch-size {batch}: training with batches of {n}")
-        batch = n
-    small = n < SMALL_DATA_IMAGES
-    width = SMALL_DATA_WIDTH if small else DEFAULT_WIDTH
-    model = replace(model, g_width=model.g_width or width, d_width=model.d_width or model.g_width or width)
-    augment = config.augment or ("diffaugment" if small else "none")
-    if small and (config.augment is None or config.model.g_width is None):
-        say(f"small folder ({n} images, under {SMALL_DATA_IMAGES}): "
-            + ("DiffAugment on (--augment none turns it off)" if config.augment is None else "")
-            + ("; " if config.augment is None and config.model.g_width is None else "")
-            + (f"networks of width {width} (--g-width/--d-width to change)" if config.model.g_width is None else ""))
-    amp_default, cl_default = fast_defaults(device)
-    amp = amp_default if config.amp is None else config.amp
-    channels_last = (cl_default and amp) if config.channels_last is None else config.channels_last
-    return replace(config, model=model, batch_size=batch, amp=amp, channels_last=channels_last, augment=augment)
-
-
-def total_steps(config: TrainConfig, batches_per_epoch: int) -> int:
-    """Generator updates the run makes: --steps, or --epochs worth of batches."""
-    if config.steps is not None:
-        return config.steps
-    epochs = config.epochs or DEFAULT_EPOCHS
-    # With alternate updates a G step follows every second batch (the tutorial's schedule).
-    per_epoch = batches_per_epoch // 2 if config.alternate else batches_per_epoch
-    return max(1, epochs * max(1, per_epoch))
 
 
 class Trainer:
@@ -178,11 +145,14 @@ class Trainer:
 
             ids = [self.device.index] if self.device.type == "cuda" else None
             generator, discriminator = DDP(generator, device_ids=ids), DDP(discriminator, device_ids=ids)
-        betas = (cfg.beta1, cfg.beta2)
+        self.images = self._images_on_device()
+        use_graphs = cfg.cuda_graphs and graphs_usable(cfg, self.device, self.dist.enabled, self.images, self.say)
+        # A captured Adam step must keep its step count on the device.
+        adam = {"betas": (cfg.beta1, cfg.beta2), "capturable": use_graphs and self.device.type == "cuda"}
         self.state = GanState(
             generator=generator, discriminator=discriminator, ema=ema,
-            opt_g=torch.optim.Adam(generator.parameters(), lr=cfg.lr_g, betas=betas),
-            opt_d=torch.optim.Adam(discriminator.parameters(), lr=cfg.lr_d, betas=betas),
+            opt_g=torch.optim.Adam(generator.parameters(), lr=cfg.lr_g, **adam),
+            opt_d=torch.optim.Adam(discriminator.parameters(), lr=cfg.lr_d, **adam),
         )
         self.options = StepOptions(loss=cfg.loss, output=cfg.model.output, amp=cfg.amp,
                                    channels_last=cfg.channels_last, d_skip_below=cfg.d_skip_below,
@@ -201,7 +171,7 @@ class Trainer:
         self.total = total_steps(cfg, self.sampler.batches_per_epoch)
         self.step = 0
         self.fixed_z = z_from_seeds(range(cfg.grid_size), cfg.model.latent_dim)
-        self.images = self._images_on_device()
+        self.graph = StepGraph.for_run(self.state, self.options, self.images, cfg, policy) if use_graphs else None
         self.log = RunLog(self.run_dir) if self.dist.is_main else None
         if resume_from is not None:
             self._restore(resume_from)  # refuses before anything in the run folder is rewritten
@@ -241,9 +211,13 @@ class Trainer:
         _plain(s.discriminator).load_state_dict(state["discriminator"])
         if s.ema is not None and state.get("ema") is not None:
             s.ema.load_state_dict(state["ema"])
-        s.opt_g.load_state_dict(state["opt_g"])
-        s.opt_d.load_state_dict(state["opt_d"])
+        capturable = s.opt_g.param_groups[0]["capturable"]  # this run's choice, not the saved run's
+        for opt, saved in ((s.opt_g, state["opt_g"]), (s.opt_d, state["opt_d"])):
+            opt.load_state_dict(saved)
+            set_capturable(opt, capturable)
         restore(self.z_gen, self.aug_gen, state["rng"])
+        if self.graph is not None:
+            self.graph.reset()  # the optimizers' state tensors (and maybe learning rates) were replaced
         self.augmenter.p = state["augment_p"]
         self.best_fid = state.get("best_fid", math.inf)
         self.step = state["step"]
@@ -354,7 +328,12 @@ class Trainer:
         aug = self.augmenter if self.augmenter.p > 0 or self.adaptive else None
         r1 = cfg.r1_gamma > 0 and self.step % cfg.r1_every == 0
         beta = ema_beta_at(self.step, cfg.ema_beta)
-        if cfg.alternate:
+        if self.graph is not None:
+            metrics = self.graph.step(self.sampler, self.z_gen, beta, self.augmenter.p)
+            if self.graph.failure:
+                self.say(f"--cuda-graphs: capture failed ({self.graph.failure}); continuing without graphs")
+                self.graph.failure = None
+        elif cfg.alternate:
             # The tutorial's schedule: D on one iteration with fresh fakes, G on the next, which takes a
             # batch and uses only its size.
             metrics = discriminator_step(self.state, self._real_batch(), self._z(bs), self.options, augment=aug, r1=r1)
