@@ -233,13 +233,17 @@ class EpochSampler:
 
     def next(self) -> np.ndarray:
         """Indices of the next batch (sorted, for memory-map locality); the epoch advances after its last batch."""
-        start = self.batch * self.batch_size
-        indices = np.sort(self._order[start:start + self.batch_size])
+        indices = self.peek()
         self.batch += 1
         if self.batch >= self.batches_per_epoch:
             self.epoch, self.batch = self.epoch + 1, 0
             self._order = self._permutation(self.epoch)
         return indices
+
+    def peek(self) -> np.ndarray:
+        """The batch ``next`` returns, without moving."""
+        start = self.batch * self.batch_size
+        return np.sort(self._order[start:start + self.batch_size])
 
     def epoch_batches(self) -> np.ndarray:
         """The current epoch's batches as a (batches_per_epoch, batch_size) table, each row as ``next`` gives it."""

@@ -37,6 +37,7 @@ from .dataset import EpochSampler, prepare_dataset, summary_line
 from .devices import resolve_device
 from .distributed import DistContext, all_mean, barrier, shutdown, sync_batchnorm
 from .distributed import init as init_distributed
+from .feed import BatchFeed
 from .graphs import StepGraph, graphs_usable, set_capturable
 from .models import build_models
 from .rngstate import capture, restore
@@ -146,6 +147,7 @@ class Trainer:
             ids = [self.device.index] if self.device.type == "cuda" else None
             generator, discriminator = DDP(generator, device_ids=ids), DDP(discriminator, device_ids=ids)
         self.images = self._images_on_device()
+        self.feed = BatchFeed(self.images, self.device)
         use_graphs = cfg.cuda_graphs and graphs_usable(cfg, self.device, self.dist.enabled, self.images, self.say)
         # A captured Adam step must keep its step count on the device.
         adam = {"betas": (cfg.beta1, cfg.beta2), "capturable": use_graphs and self.device.type == "cuda"}
@@ -306,12 +308,8 @@ class Trainer:
         return slice(self.dist.rank * per_rank, (self.dist.rank + 1) * per_rank)
 
     def _real_batch(self) -> torch.Tensor:
-        idx = self.sampler.next()
-        idx = idx[self._shard(len(idx))]
-        if isinstance(self.images, torch.Tensor):
-            batch = self.images[torch.from_numpy(idx).to(self.device)]
-        else:
-            batch = torch.from_numpy(np.asarray(self.images[idx])).to(self.device, non_blocking=True)
+        idx, upcoming = self.sampler.next(), self.sampler.peek()
+        batch = self.feed.get(idx[self._shard(len(idx))], upcoming[self._shard(len(upcoming))])
         real = to_model_range(batch, self.config.model.output, self.config.channels_last)
         if self.config.mirror:
             flip = torch.rand(real.shape[0], 1, 1, 1, generator=self.aug_gen, device=self.device) < 0.5
@@ -394,6 +392,7 @@ class Trainer:
         finally:
             for sig, old in installed:
                 signal.signal(sig, old)
+            self.feed.close()
             if self.log is not None:
                 self.log.close()
             shutdown(self.dist, clean)
