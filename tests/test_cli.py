@@ -6,7 +6,7 @@ import numpy as np
 from PIL import Image
 
 from dcgan import checkpoint as ckpt
-from conftest import TINY, run_cli
+from conftest import TINY, run_cli, write_images
 
 
 def test_train_then_generate(image_folder, tmp_path):
@@ -99,3 +99,14 @@ def test_python_api(image_folder, tmp_path):
     assert np.array_equal(a[1], gen.images(seeds=[4])[0])  # an image depends on its seed alone
     assert gen.pil(seeds=[1])[0].size == (16, 16)
     assert gen.grid(seeds=range(4), labels=True).size[0] > 32
+
+
+def test_default_grids_are_spaced_when_epochs_are_short(tmp_path):
+    """12 images at batch 8: an epoch every step; grids come after an epoch but at least 100 steps apart."""
+    data = tmp_path / "data"
+    write_images(data, 12)
+    run = tmp_path / "run"
+    run_cli("train", str(data), "--out", str(run), *TINY, "--steps", "250", "--log-every", "50",
+            "--checkpoint-every", "1000", "--g-width", "4", "--d-width", "4")
+    assert sorted(p.name for p in (run / "samples").iterdir()) == ["step-00000100.png", "step-00000200.png",
+                                                                   "step-00000250.png"]

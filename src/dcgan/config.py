@@ -100,7 +100,8 @@ class TrainConfig:
                            False)
     d_skip_below: float | None = _opt("skip a D update when its loss is already below this (the tutorial: 0.1)",
                                       None)
-    sample_every: int | None = _opt("write a sample grid every N steps (default: after every epoch)", None)
+    sample_every: int | None = _opt("write a sample grid every N steps (default: after every epoch, at least "
+                                    "100 steps apart)", None)
     checkpoint_every: int = _opt("write a checkpoint every N steps (and at the end)", 1000)
     keep: int = _opt("how many recent checkpoints to keep", 3)
     grid_size: int = _opt("images in each progress grid", 64)

@@ -48,6 +48,7 @@ from .step import (GanState, StepOptions, discriminator_step, ema_beta_at, gener
                    train_step)
 
 MAX_ROLLBACKS = 3
+MIN_GRID_STEPS = 100  # default progress grids: after an epoch, at least this many steps apart
 ADA_INTERVAL = 4  # steps between adjustments of the adaptive augmentation probability
 
 
@@ -411,7 +412,7 @@ class Trainer:
         sums: dict[str, torch.Tensor] = {}
         count, t0 = 0, time.perf_counter()
         last_path = ckpt.latest_checkpoint(self.run_dir / "checkpoints")
-        epoch_seen = self.sampler.epoch
+        epoch_seen, last_grid = self.sampler.epoch, self.step
         try:
             while self.step < self.total and self._stop_signal is None:
                 metrics = self._one_step()
@@ -446,8 +447,12 @@ class Trainer:
                     sums, count, t0 = {}, 0, time.perf_counter()
                 epoch_done = self.sampler.epoch != epoch_seen
                 epoch_seen = self.sampler.epoch
-                if (cfg.sample_every and self.step % cfg.sample_every == 0) or (not cfg.sample_every and epoch_done):
+                # By default a grid per epoch, but not more often than every MIN_GRID_STEPS: a folder of 100
+                # images has an epoch every step.
+                if (cfg.sample_every and self.step % cfg.sample_every == 0) or \
+                        (not cfg.sample_every and epoch_done and self.step - last_grid >= MIN_GRID_STEPS):
                     self.save_samples()
+                    last_grid = self.step
                 if cfg.eval_every and (self.step % cfg.eval_every == 0 or self.step == self.total) \
                         and self.dist.is_main:
                     row = self.evaluate()
