@@ -103,6 +103,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=15_625, help="generator steps (default: 15625)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--no-ema", action="store_true", help="evaluate the raw generator instead of its EMA")
+    parser.add_argument("--no-amp", action="store_true", help="train in fp32 (default: the device's fast settings)")
     parser.add_argument("--device", default="auto", help="cpu, cuda, mps or auto (default: auto)")
     parser.add_argument("-n", type=int, default=10_000, help="samples (and training images for the floor)")
     parser.add_argument("--real-n", type=int, default=TEST_IMAGES, help="test images (default: all 10000)")
@@ -143,8 +144,9 @@ def main() -> None:
     for seed in seeds:
         config = dcgan.build_config({"model.image_size": IMAGE_SIZE, "model.channels": 1, "loss": args.loss,
                                      "seed": seed, "steps": args.steps, "batch_size": args.batch_size,
-                                     "device": args.device})
-        run_dir = work / f"{args.loss}-seed{seed}-batch{args.batch_size}-steps{args.steps}"
+                                     "device": args.device, **({"amp": False} if args.no_amp else {})})
+        suffix = "-fp32" if args.no_amp else ""
+        run_dir = work / f"{args.loss}-seed{seed}-batch{args.batch_size}-steps{args.steps}{suffix}"
         train_s, how = train_run(train_dir, run_dir, config)
         start = time.perf_counter()
         fake = sample_features(run_dir, extractor, args.n, args.device, ema=not args.no_ema)
@@ -153,7 +155,8 @@ def main() -> None:
         result = metrics.scores(fake, test.features, kid_subset_size=1000)
         fids.append(result["fid"])
         weights = "raw" if args.no_ema else "ema"
-        label = f"loss={args.loss} seed={seed} steps={args.steps} batch={args.batch_size} G={weights}"
+        precision = "fp32" if args.no_amp else "fast defaults"
+        label = f"loss={args.loss} seed={seed} steps={args.steps} batch={args.batch_size} G={weights} {precision}"
         print(line(label, result, "samples", f"{how} in {train_s:.0f} s, sample features {features_s:.1f} s, "
                                   f"FID+KID {time.perf_counter() - start:.1f} s", device), flush=True)
     if len(fids) > 1:

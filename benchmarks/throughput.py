@@ -461,9 +461,8 @@ def main(argv: list[str] | None = None) -> None:
             contenders += [Contender(f"{fast_name}", lambda b=b: DcganRunner(images, size, b, amp, channels_last,
                                                                                device), b)
                            for b in (128, 1024) if b != batch]
-            contenders += [Contender(f"{fast_name} + CUDA graph",
-                                     lambda b=b: DcganRunner(images, size, b, amp, channels_last, device, graphs=True), b)
-                           for b in (128, 1024)]
+            contenders += [Contender(f"{fast_name} + CUDA graph", lambda b=b: DcganRunner(
+                images, size, b, amp, channels_last, device, graphs=True), b) for b in (128, 1024)]
         print(describe_device(device))
         print(f"image size {size}, batch {batch}, warm-up {args.warmup} step(s), then "
               + (f"{args.steps} timed steps" if args.steps else f"{args.seconds:g} timed s")
