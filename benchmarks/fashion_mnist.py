@@ -108,6 +108,7 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=10_000, help="samples (and training images for the floor)")
     parser.add_argument("--real-n", type=int, default=TEST_IMAGES, help="test images (default: all 10000)")
     parser.add_argument("--no-floor", action="store_true", help="skip the training-set floor")
+    parser.add_argument("--no-score", action="store_true", help="train only; a later call (same flags) scores the runs")
     parser.add_argument("--inception", default=None,
                         help="TorchScript feature extractor (default: the metrics extra's Inception)")
     parser.add_argument("--fid-batch-size", type=int, default=50, help="images per Inception forward pass")
@@ -122,6 +123,17 @@ def main() -> None:
     work, data = Path(args.work), Path(args.data)
     train_dir = png_folder(data / TRAIN_FILE, work / "train", TRAIN_IMAGES)
     test_dir = png_folder(data / TEST_FILE, work / "test", TEST_IMAGES)
+    runs = {}
+    for seed in seeds:
+        config = dcgan.build_config({"model.image_size": IMAGE_SIZE, "model.channels": 1, "loss": args.loss,
+                                     "seed": seed, "steps": args.steps, "batch_size": args.batch_size,
+                                     "device": args.device, **({"amp": False} if args.no_amp else {})})
+        suffix = "-fp32" if args.no_amp else ""
+        run_dir = work / f"{args.loss}-seed{seed}-batch{args.batch_size}-steps{args.steps}{suffix}"
+        runs[seed] = (run_dir, *train_run(train_dir, run_dir, config))
+        print(f"seed {seed}: {runs[seed][2]} in {runs[seed][1]:.0f} s ({run_dir.name}; device {device})", flush=True)
+    if args.no_score:
+        return
 
     start = time.perf_counter()
     test = metrics.folder_features(test_dir, extractor, IMAGE_SIZE, limit=args.real_n)
@@ -141,13 +153,7 @@ def main() -> None:
                    f"FID+KID {time.perf_counter() - start:.1f} s", device), flush=True)
 
     fids = []
-    for seed in seeds:
-        config = dcgan.build_config({"model.image_size": IMAGE_SIZE, "model.channels": 1, "loss": args.loss,
-                                     "seed": seed, "steps": args.steps, "batch_size": args.batch_size,
-                                     "device": args.device, **({"amp": False} if args.no_amp else {})})
-        suffix = "-fp32" if args.no_amp else ""
-        run_dir = work / f"{args.loss}-seed{seed}-batch{args.batch_size}-steps{args.steps}{suffix}"
-        train_s, how = train_run(train_dir, run_dir, config)
+    for seed, (run_dir, train_s, how) in runs.items():
         start = time.perf_counter()
         fake = sample_features(run_dir, extractor, args.n, args.device, ema=not args.no_ema)
         features_s = time.perf_counter() - start
