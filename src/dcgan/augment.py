@@ -77,6 +77,12 @@ def cutout(x: torch.Tensor, gen: torch.Generator | None, ratio: float = 0.5) -> 
     return x * (~inside)[:, None].to(x.dtype)
 
 
+def random_flip(x: torch.Tensor, gen: torch.Generator | None) -> torch.Tensor:
+    """Mirror each image left-right with probability 1/2 (--mirror, applied to the real images only)."""
+    flip = torch.rand(x.shape[0], 1, 1, 1, generator=gen, device=x.device) < 0.5
+    return torch.where(flip, x.flip(3), x)
+
+
 TRANSFORMS: dict[str, Callable[[torch.Tensor, torch.Generator | None], torch.Tensor]] = {
     "color": color, "translation": translation, "cutout": cutout,
 }

@@ -5,9 +5,9 @@ images/s eager on an H100 against 25,832 (fp32) to 43,131 (bf16 + channels_last)
 iteration captured in one graph. The graph here holds everything between a row of dataset indices and
 the updated weights: gathering the uint8 images (resident on the GPU), conversion to the model range,
 the mirror flip, augmentation, both losses, both backward passes, both Adam steps (``capturable``) and
-the EMA. Outside it, each step costs three small launches: copying the batch's row of the epoch's
+the EMA. Outside it, each step costs four small launches: copying the batch's row of the epoch's
 index table (which lives on the device), ``normal_`` for z from the run's own z generator (so the z
-stream is the eager one) and the EMA weight.
+stream is the eager one), and filling the EMA weight and the augmentation probability.
 
 Random numbers inside the graph (augmentation, mirror) come from the device's default generator,
 which CUDA graphs advance safely on every replay and which checkpoints save. So a graphed run's
@@ -25,7 +25,7 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from .augment import Augmenter
+from .augment import Augmenter, random_flip
 from .dataset import EpochSampler
 from .step import GanState, StepOptions, to_model_range, train_step
 
@@ -135,8 +135,7 @@ class StepGraph:
     def _body(self) -> torch.Tensor:
         real = to_model_range(self.images.index_select(0, self.idx), self.options.output, self.options.channels_last)
         if self.mirror:
-            flip = torch.rand(real.shape[0], 1, 1, 1, device=real.device) < 0.5
-            real = torch.where(flip, real.flip(3), real)
+            real = random_flip(real, None)
         metrics = train_step(self.state, real, self.z, self.options, self.ema_beta, augment=self.augment)
         return torch.stack([metrics[k].float() for k in METRICS])
 

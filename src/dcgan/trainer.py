@@ -31,7 +31,7 @@ import torch
 
 from . import __version__
 from . import checkpoint as ckpt
-from .augment import Augmenter, adjust_p, parse_policy
+from .augment import Augmenter, adjust_p, parse_policy, random_flip
 from .config import ConfigError, TrainConfig, save_json, to_dict
 from .dataset import EpochSampler, prepare_dataset, summary_line
 from .devices import resolve_device
@@ -309,12 +309,14 @@ class Trainer:
         return slice(self.dist.rank * per_rank, (self.dist.rank + 1) * per_rank)
 
     def _real_batch(self) -> torch.Tensor:
-        idx, upcoming = self.sampler.next(), self.sampler.peek()
-        batch = self.feed.get(idx[self._shard(len(idx))], upcoming[self._shard(len(upcoming))])
+        idx = self.sampler.next()
+        # The batch after this one, for a feed that fetches ahead (a GPU fed from a host memory map).
+        upcoming = self.sampler.peek() if self.feed.prefetch else None
+        batch = self.feed.get(idx[self._shard(len(idx))],
+                              None if upcoming is None else upcoming[self._shard(len(upcoming))])
         real = to_model_range(batch, self.config.model.output, self.config.channels_last)
         if self.config.mirror:
-            flip = torch.rand(real.shape[0], 1, 1, 1, generator=self.aug_gen, device=self.device) < 0.5
-            real = torch.where(flip, real.flip(3), real)
+            real = random_flip(real, self.aug_gen)
         return real
 
     def _z(self, n: int) -> torch.Tensor:
