@@ -5,6 +5,7 @@ Without torchrun's environment variables everything here is a no-op for a single
 
 from __future__ import annotations
 
+import gc
 import os
 from dataclasses import dataclass
 
@@ -57,10 +58,15 @@ def init(ctx: DistContext, device: torch.device) -> torch.device:
 
 
 def shutdown(ctx: DistContext, clean: bool = True) -> None:
-    """Leave the process group; after a clean finish, wait for every rank first (gloo aborts otherwise)."""
+    """Leave the process group; after a clean finish, wait for every rank first (gloo aborts otherwise).
+
+    The caller drops its DistributedDataParallel wrappers first; collecting them here lets the group's C++
+    object (and gloo's worker threads) go now, while Python is alive, instead of during interpreter exit.
+    """
     if ctx.enabled and dist.is_initialized():
         if clean:
             dist.barrier()
+        gc.collect()
         dist.destroy_process_group()
 
 

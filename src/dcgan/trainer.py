@@ -398,6 +398,11 @@ class Trainer:
             self.feed.close()
             if self.log is not None:
                 self.log.close()
+            if self.dist.enabled:
+                # DDP's reducer keeps the process group alive: unwrap here, so that the group really ends in
+                # shutdown() and not at interpreter exit, where gloo's threads can abort the process.
+                s = self.state
+                s.generator, s.discriminator = _plain(s.generator), _plain(s.discriminator)
             shutdown(self.dist, clean)
         interrupted = self._stop_signal is not None
         if not interrupted and self.dist.is_main:
