@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dcgan import metrics
+from dcgan import metrics, nearest
 from dcgan.cli import main
 from conftest import run_cli, write_images
 
@@ -212,7 +212,7 @@ def test_nearest_writes_a_grid(tiny_run, image_folder, tiny_torchscript, tmp_pat
 
 def test_nearest_neighbours_excludes_itself():
     pool = np.array([[0.0, 0.0], [1.0, 0.0], [5.0, 0.0]])
-    idx, dist = metrics.nearest_neighbours(pool, pool, 1, exclude=np.arange(3))
+    idx, dist = nearest.nearest_neighbours(pool, pool, 1, exclude=np.arange(3))
     assert idx[:, 0].tolist() == [1, 0, 1] and dist[:, 0] == pytest.approx([1.0, 1.0, 4.0])
 
 

@@ -316,7 +316,8 @@ def cmd_fid(args: argparse.Namespace) -> int:
 
 
 def cmd_nearest(args: argparse.Namespace) -> int:
-    from .metrics import InceptionFeatures, nearest_grid, nearest_real
+    from .metrics import InceptionFeatures
+    from .nearest import nearest_grid, nearest_real
     from .sampling import save_image
 
     if args.n < 1 or args.neighbours < 1:
