@@ -2,6 +2,7 @@
 
 import importlib.util
 import json
+import re
 import warnings
 
 import numpy as np
@@ -207,7 +208,15 @@ def test_nearest_writes_a_grid(tiny_run, image_folder, tiny_torchscript, tmp_pat
     assert rc == 0 and out.exists()
     width, height = Image.open(out).size
     assert width > 3 * 16 and height > 3 * 16  # 3 columns (sample + 2 neighbours), 3 rows
-    assert text.count("seed ") == 3 and "img_" in text and "median distance" in text
+    rows = [line for line in text.splitlines() if line.startswith("seed ")]
+    assert len(rows) == 3 and "img_" in text and "median distance from a real image" in text
+    # the summary: median and smallest of each sample's nearest distance, as the rows list them
+    nearest_d = [float(re.search(r"\(([0-9.e+-]+)\)", row).group(1)) for row in rows]
+    summary = re.search(r"nearest real image: median ([0-9.e+-]+), smallest ([0-9.e+-]+) \(seed (\d+)\)", text)
+    assert summary, text
+    assert float(summary.group(1)) == pytest.approx(np.median(nearest_d), rel=2e-3)
+    assert float(summary.group(2)) == pytest.approx(min(nearest_d), rel=2e-3)
+    assert int(summary.group(3)) == int(np.argmin(nearest_d))
 
 
 def test_nearest_neighbours_excludes_itself():
