@@ -47,8 +47,12 @@ def image_folder(tmp_path) -> Path:
 
 
 def run_cli(*args: str, check: bool = True, env: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
-    """Run `python -m dcgan ARGS` in a subprocess, as a user would."""
-    full_env = {**os.environ, **(env or {})}
+    """Run `python -m dcgan ARGS` in a subprocess, as a user would.
+
+    One intra-op thread unless the caller says otherwise: these models are tiny, and on a shared machine
+    whose cores other jobs keep busy, two OpenMP threads wait on each other at every operator (a 250-step
+    run measured over 300 s with two threads under load, 11 s with one)."""
+    full_env = {"OMP_NUM_THREADS": "1", **os.environ, **(env or {})}
     proc = subprocess.run([sys.executable, "-m", "dcgan", *args], capture_output=True, text=True, env=full_env,
                           timeout=timeout)
     if check and proc.returncode != 0:
