@@ -316,8 +316,6 @@ def cmd_fid(args: argparse.Namespace) -> int:
 
 
 def cmd_nearest(args: argparse.Namespace) -> int:
-    import numpy as np
-
     from .metrics import InceptionFeatures
     from .nearest import nearest_grid, nearest_real
     from .sampling import save_image
@@ -332,10 +330,9 @@ def cmd_nearest(args: argparse.Namespace) -> int:
     save_image(nearest_grid(result), out)
     for seed, files, distances in zip(result.seeds, result.files, result.distances):
         print(f"seed {seed}: " + ", ".join(f"{f} ({d:.3g})" for f, d in zip(files, distances)))
-    first = result.distances[:, 0]
-    closest = int(first.argmin())
-    print(f"distance from a generated image to its nearest real image: median {float(np.median(first)):.3g}, "
-          f"smallest {first[closest]:.3g} (seed {result.seeds[closest]})")
+    closest = result.closest
+    print(f"distance from a generated image to its nearest real image: median {result.median_nearest:.3g}, "
+          f"smallest {result.distances[closest, 0]:.3g} (seed {result.seeds[closest]})")
     print(f"median distance from a real image to its nearest other real image: {result.real_to_real:.3g} "
           "(a generated image much closer than that to a training image is likely a copy)")
     print(f"wrote {out}")

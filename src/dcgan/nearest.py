@@ -46,6 +46,16 @@ class NearestResult:
     distances: np.ndarray  # (n, k)
     real_to_real: float  # median distance from a real image to its nearest other real image
 
+    @property
+    def median_nearest(self) -> float:
+        """Median over the generated images of the distance to their nearest real image."""
+        return float(np.median(self.distances[:, 0]))
+
+    @property
+    def closest(self) -> int:
+        """Row of the generated image nearest to any real one (the likeliest copy)."""
+        return int(self.distances[:, 0].argmin())
+
 
 def nearest_real(run: str | os.PathLike, real_dir: str | os.PathLike, extractor: Extractor, n: int = 16, k: int = 3,
                  device: str = "cpu", ema: bool = True, reference: int = 1000, progress: bool = True) -> NearestResult:
