@@ -46,14 +46,18 @@ def image_folder(tmp_path) -> Path:
     return folder
 
 
-def run_cli(*args: str, check: bool = True, env: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
-    """Run `python -m dcgan ARGS` in a subprocess, as a user would.
+def cli_env(env: dict | None = None) -> dict:
+    """The environment of every `dcgan` subprocess a test starts: one intra-op thread unless told otherwise.
 
-    One intra-op thread unless the caller says otherwise: these models are tiny, and on a shared machine
-    whose cores other jobs keep busy, two OpenMP threads wait on each other at every operator (a 250-step
-    run measured over 300 s with two threads under load, 11 s with one)."""
-    full_env = {"OMP_NUM_THREADS": "1", **os.environ, **(env or {})}
-    proc = subprocess.run([sys.executable, "-m", "dcgan", *args], capture_output=True, text=True, env=full_env,
+    These models are tiny, and on a shared machine whose cores other jobs keep busy, two OpenMP threads
+    wait on each other at every operator (a 250-step run measured over 300 s with two threads under load,
+    11 s with one). The thread count also changes float results, so runs compared bit for bit share it."""
+    return {"OMP_NUM_THREADS": "1", **os.environ, **(env or {})}
+
+
+def run_cli(*args: str, check: bool = True, env: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
+    """Run `python -m dcgan ARGS` in a subprocess, as a user would."""
+    proc = subprocess.run([sys.executable, "-m", "dcgan", *args], capture_output=True, text=True, env=cli_env(env),
                           timeout=timeout)
     if check and proc.returncode != 0:
         raise AssertionError(f"dcgan {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")

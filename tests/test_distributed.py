@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from dcgan import checkpoint as ckpt
-from conftest import run_cli
+from conftest import cli_env, run_cli
 
 ARGS = ["--image-size", "16", "--g-width", "8", "--d-width", "8", "--latent-dim", "16", "--batch-size", "8",
         "--no-progress", "--log-every", "1", "--augment", "none", "--seed", "5", "--no-amp"]
@@ -19,7 +19,7 @@ ARGS = ["--image-size", "16", "--g-width", "8", "--d-width", "8", "--latent-dim"
 def torchrun(*args, nproc=2, extra=(), wait=True):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}", *extra,
            "-m", "dcgan", *args]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    env = cli_env()
     if not wait:
         return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
@@ -49,7 +49,7 @@ def test_two_processes_match_one_with_the_same_global_batch(image_folder, tmp_pa
 def test_global_batch_must_split_evenly(image_folder, tmp_path):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", "-m", "dcgan", "train",
            str(image_folder), "--out", str(tmp_path / "r"), *ARGS, "--batch-size", "7", "--steps", "1"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=cli_env())
     assert proc.returncode != 0 and "must be divisible by the 2 processes" in proc.stderr + proc.stdout
 
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from dcgan import checkpoint as ckpt
-from conftest import run_cli
+from conftest import cli_env, run_cli
 
 ARGS = ["--image-size", "32", "--g-width", "16", "--d-width", "16", "--latent-dim", "16", "--batch-size", "16",
         "--no-progress", "--log-every", "1", "--checkpoint-every", "4", "--keep", "2", "--seed", "3"]
@@ -42,7 +42,7 @@ def test_kill_9_then_resume_is_bit_identical(image_folder, tmp_path):
     # 2. The same run, killed with SIGKILL as soon as it has written a checkpoint past the first...
     killed = tmp_path / "killed"
     proc = subprocess.Popen([sys.executable, "-m", "dcgan", "train", str(image_folder), "--out", str(killed), *ARGS,
-                             "--steps", str(STEPS)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                             "--steps", str(STEPS)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=cli_env())
     deadline = time.time() + 120
     while time.time() < deadline:
         latest = ckpt.latest_checkpoint(killed / "checkpoints")
