@@ -86,13 +86,19 @@ def test_existing_run_needs_resume(image_folder, tmp_path):
     assert proc.returncode == 1 and "--resume" in proc.stderr
 
 
-def test_python_api(image_folder, tmp_path):
+def test_python_api(image_folder, tmp_path, capsys):
+    import torch
+
     import dcgan
 
+    before = torch.get_num_threads()
+    threads = 1 if before != 1 else 2
     config = dcgan.build_config({"model.image_size": 16, "model.g_width": 8, "model.d_width": 8, "batch_size": 8,
-                                 "steps": 2, "progress": False})
+                                 "steps": 2, "progress": False, "device": "cpu", "threads": threads})
     result = dcgan.train(image_folder, tmp_path / "run", config)
     assert result.step == 2
+    assert f"on cpu ({threads} thread" in capsys.readouterr().err  # --threads applied for the run ...
+    assert torch.get_num_threads() == before  # ... and the notebook's own setting given back
     gen = dcgan.load(tmp_path / "run")
     a = gen.images(seeds=[3, 4])
     assert a.shape == (2, 16, 16, 3) and a.dtype == np.uint8

@@ -94,6 +94,8 @@ class TrainConfig:
                               None)
     seed: int = _opt("random seed: the same seed and settings give the same weights on CPU", 0)
     device: str = _opt("where to train", "auto", choices=DEVICES)
+    threads: int | None = _opt("CPU threads for PyTorch's operators; default: one per core. On a machine other "
+                               "jobs keep busy, fewer (even 1) can be several times faster", None)
     ema: bool = _opt("keep an exponential moving average of G for sampling", True)
     ema_beta: float = _opt("EMA decay per generator update", 0.999)
     alternate: bool = _opt("update D and G on alternate iterations (the tutorial) instead of both each step",
@@ -160,6 +162,8 @@ class TrainConfig:
             raise ConfigError("--eval-every must be at least 1 and --eval-n at least 2")
         if self.r1_gamma < 0 or self.r1_every < 1:
             raise ConfigError("--r1-gamma must be >= 0 and --r1-every >= 1")
+        if self.threads is not None and self.threads < 1:
+            raise ConfigError("--threads must be at least 1")
         if self.sample_every is not None and self.sample_every < 1:
             raise ConfigError("--sample-every must be at least 1")
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import torch
 
 
@@ -42,3 +44,27 @@ def fast_defaults(device: torch.device) -> tuple[bool, bool]:
         fast = cpu_has_fast_bf16()
         return fast, fast
     return False, False
+
+
+def busy_cores_hint(load: float, cores: int, threads: int) -> str | None:
+    """A hint to train with fewer threads when other processes already keep cores busy, or None.
+
+    ``load`` is the 1-minute load average taken before training starts, so it counts other jobs. Threads
+    that share cores with them wait on each other at every operator: on a 2-core machine with other jobs
+    holding 1.3-1.4 cores, benchmarks/throughput.py's bf16 step ran at 0.58-0.76x of the PyTorch example's
+    speed with 2 threads and at 2.06x with 1 (BENCHMARKS.md, issue 8).
+    """
+    busy = int(load + 0.5)
+    if busy < 1 or threads < 2 or threads + busy <= cores:
+        return None
+    fewer = max(1, min(threads, cores) - busy)
+    return (f"note: other processes keep about {busy} of {cores} cores busy and training would use {threads} "
+            f"threads; if steps are slow, try --threads {fewer}")
+
+
+def cpu_load() -> float:
+    """The 1-minute load average (0.0 where the platform has none)."""
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return 0.0

@@ -34,7 +34,7 @@ from . import checkpoint as ckpt
 from .augment import Augmenter, adjust_p, parse_policy, random_flip
 from .config import ConfigError, TrainConfig, save_json, to_dict
 from .dataset import EpochSampler, prepare_dataset, summary_line
-from .devices import resolve_device
+from .devices import busy_cores_hint, cpu_load, resolve_device
 from .distributed import DistContext, all_mean, barrier, shutdown, sync_batchnorm
 from .distributed import init as init_distributed
 from .feed import BatchFeed
@@ -115,6 +115,10 @@ class Trainer:
                                 "or choose another --out")
         self.device = init_distributed(self.dist, resolve_device(self.requested.device))
         config = self.requested
+        if self.device.type == "cpu" and config.threads is None and not self.dist.enabled:
+            hint = busy_cores_hint(cpu_load(), os.cpu_count() or 1, torch.get_num_threads())
+            if hint:
+                self.say(hint)
         if self.dist.enabled:
             if config.batch_size % self.dist.world:
                 raise ConfigError(f"--batch-size {config.batch_size} (the global batch) must be divisible by the "
@@ -375,7 +379,19 @@ class Trainer:
         self.say("\nstopping: finishing this step and saving a checkpoint (Ctrl-C again to abort)")
 
     def run(self) -> TrainResult:
-        """Train to the configured length; Ctrl-C or SIGTERM saves a checkpoint and returns."""
+        """Train to the configured length; Ctrl-C or SIGTERM saves a checkpoint and returns.
+
+        With ``threads`` set, PyTorch's thread count (process-wide) is changed for the run and restored after.
+        """
+        threads = torch.get_num_threads()
+        if self.requested.threads is not None:
+            torch.set_num_threads(self.requested.threads)
+        try:
+            return self._run()
+        finally:
+            torch.set_num_threads(threads)
+
+    def _run(self) -> TrainResult:
         self._setup()
         cfg = self.config
         installed = []
@@ -384,7 +400,9 @@ class Trainer:
                 installed.append((sig, signal.signal(sig, self._handle_signal)))
             except ValueError:  # not the main thread (e.g. a notebook worker): no signal handling
                 pass
-        self.say(f"training {self.total} steps on {self.device} (batch {cfg.batch_size}, {cfg.model.image_size}px, "
+        n = torch.get_num_threads()
+        where = f"cpu ({n} thread{'s' if n != 1 else ''})" if self.device.type == "cpu" else str(self.device)
+        self.say(f"training {self.total} steps on {where} (batch {cfg.batch_size}, {cfg.model.image_size}px, "
                  f"{cfg.model.channels} channel(s), loss {cfg.loss}, amp {'bf16' if cfg.amp else 'off'}) "
                  f"-> {self.run_dir}")
         last_path: Path | None = None
