@@ -24,7 +24,8 @@ def test_train_then_generate(image_folder, tmp_path):
     assert ckpt.latest_checkpoint(run / "checkpoints").name == "step-00000006.safetensors"
 
     out = tmp_path / "gen"
-    run_cli("generate", str(run), "-n", "10", "--out-dir", str(out), "--grid", str(tmp_path / "grid.png"))
+    run_cli("generate", str(run), "-n", "10", "--out-dir", str(out), "--grid", str(tmp_path / "grid.png"),
+            "--threads", "1")
     files = sorted(out.iterdir())
     assert len(files) == 10
     assert all(Image.open(f).size == (16, 16) for f in files)
@@ -71,6 +72,8 @@ def test_user_mistakes_get_one_line_and_nonzero_exit(tmp_path, image_folder):
         ("train", str(image_folder), "--out", str(tmp_path / "r3"), "--steps", "1", "--epochs", "1"),
         ("generate", str(tmp_path / "nothing"), "-n", "3", "--out-dir", str(tmp_path / "x")),
         ("generate", str(image_folder), "--seeds", "5-1", "--grid", str(tmp_path / "g.png")),
+        ("generate", str(tmp_path / "nothing"), "-n", "3", "--threads", "0"),
+        ("train", str(image_folder), "--out", str(tmp_path / "r4"), "--threads", "0"),
     ]
     for args in cases:
         proc = run_cli(*args, check=False)

@@ -69,6 +69,8 @@ def _add_generator_options(p: argparse.ArgumentParser, device: str = "cpu") -> N
     """Options of every command that loads a trained generator."""
     p.add_argument("--no-ema", action="store_true", help="use the raw generator instead of its moving average")
     p.add_argument("--device", default=device, help=f"cpu, cuda, mps or auto (default: {device})")
+    p.add_argument("--threads", type=int, default=None,
+                   help="CPU threads for PyTorch's operators (default: one per core; fewer on a busy machine)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -353,6 +355,12 @@ def main(argv: list[str] | None = None) -> int:
     from .trainer import TrainingError
 
     try:
+        if args.command != "train" and getattr(args, "threads", None) is not None:  # train: the trainer sets it
+            if args.threads < 1:
+                raise CliError("--threads must be at least 1")
+            import torch
+
+            torch.set_num_threads(args.threads)
         return COMMANDS[args.command](args)
     except CliError as e:
         print(f"dcgan {args.command}: error: {e}", file=sys.stderr)
