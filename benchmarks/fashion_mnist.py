@@ -14,6 +14,7 @@ features are computed once.
     python benchmarks/fashion_mnist.py --device cuda                              # the protocol, seed 0
     python benchmarks/fashion_mnist.py --device cuda --loss lsgan --seeds 0,1,2
     python benchmarks/fashion_mnist.py --device cpu --steps 20 -n 100 --real-n 100    # a smoke run
+    python benchmarks/fashion_mnist.py --floor-only                 # 10,000 training images vs the test set
 
 --steps, -n and --real-n below the protocol's values make numbers that are not comparable with it
 (FID is biased upward at small n); the result lines say what was used.
@@ -108,14 +109,17 @@ def main() -> None:
     parser.add_argument("-n", type=int, default=10_000, help="samples (and training images for the floor)")
     parser.add_argument("--real-n", type=int, default=TEST_IMAGES, help="test images (default: all 10000)")
     parser.add_argument("--no-floor", action="store_true", help="skip the training-set floor")
+    parser.add_argument("--floor-only", action="store_true", help="only the floor: no training, no samples")
     parser.add_argument("--no-score", action="store_true", help="train only; a later call (same flags) scores the runs")
     parser.add_argument("--inception", default=None,
                         help="TorchScript feature extractor (default: the metrics extra's Inception)")
     parser.add_argument("--fid-batch-size", type=int, default=50, help="images per Inception forward pass")
     args = parser.parse_args()
 
+    if args.no_floor and args.floor_only:
+        parser.error("--no-floor and --floor-only exclude each other")
     try:
-        seeds = parse_seeds(args.seeds)
+        seeds = [] if args.floor_only else parse_seeds(args.seeds)
         extractor = metrics.InceptionFeatures(args.inception, device=args.device, batch_size=args.fid_batch_size)
     except (ValueError, metrics.MetricsError) as e:
         sys.exit(f"fashion_mnist.py: {e}")
