@@ -20,7 +20,7 @@ from PIL import Image
 
 from .config import TrainConfig, build_config
 from .devices import resolve_device
-from .sampling import generate, load_generator, make_grid, save_image, to_pil, z_from_seeds
+from .sampling import generate, label_scale, load_generator, make_grid, save_image, to_pil, z_from_seeds
 from .trainer import TrainResult
 from .trainer import train as _train
 
@@ -71,7 +71,7 @@ class TrainedGenerator:
         seeds = list(range(16) if seeds is None else seeds)
         pixels = self.images(seeds=seeds, **kwargs)
         return make_grid(pixels, columns, labels=[str(s) for s in seeds] if labels else None,
-                         scale=_label_scale(pixels.shape[1]) if labels else 1)
+                         scale=label_scale(pixels.shape[1]) if labels else 1)
 
     def interpolate(self, seeds: Iterable[int], frames: int = 30, spherical: bool = True, loop: bool = False,
                     truncation: float = 1.0) -> np.ndarray:
@@ -92,13 +92,8 @@ class TrainedGenerator:
         results = self.images(z=torch.cat([z[None], z[None] + noise * jitter.float()]))
         means = self.images(z=torch.stack([self.z(seeds).mean(0) for _, seeds in terms]))
         figure = arithmetic_figure(terms, [self.images(seeds=seeds) for _, seeds in terms], means, results,
-                                   scale=_label_scale(results.shape[1]))
+                                   scale=label_scale(results.shape[1]))
         return z, figure
-
-
-def _label_scale(size: int) -> int:
-    # Captions need about 40 px of width to be legible.
-    return max(1, -(-40 // size))
 
 
 def load(path: str | os.PathLike, device: str = "cpu", ema: bool = True, which: str = "latest") -> TrainedGenerator:
@@ -136,6 +131,6 @@ def generate_files(path: str | os.PathLike, out_dir: str | os.PathLike | None, s
                 to_pil(p).save(target)
                 written.append(target)
     if grid is not None:
-        save_image(make_grid(pixels, labels=[str(s) for s in seeds], scale=_label_scale(pixels.shape[1])), grid)
+        save_image(make_grid(pixels, labels=[str(s) for s in seeds], scale=label_scale(pixels.shape[1])), grid)
         written.append(Path(grid))
     return written

@@ -87,8 +87,7 @@ def nearest_real(run: str | os.PathLike, real_dir: str | os.PathLike, extractor:
 
 def nearest_grid(result: NearestResult) -> Any:
     """One row per seed: the generated image, then its nearest real images, labelled by distance."""
-    from .api import _label_scale
-    from .sampling import make_grid
+    from .sampling import label_scale, make_grid
 
     n, k = result.neighbours.shape[:2]
     channels = max(result.generated.shape[-1], result.neighbours.shape[-1])
@@ -100,4 +99,4 @@ def nearest_grid(result: NearestResult) -> Any:
         labels.append(f"seed {result.seeds[i]}")
         labels.extend(f"d={d:.3g}" for d in result.distances[i])
     tiles = np.stack([np.repeat(t, channels // t.shape[-1], axis=-1) for t in rows])  # gray beside RGB
-    return make_grid(tiles, columns=k + 1, labels=labels, scale=_label_scale(tiles.shape[1]))
+    return make_grid(tiles, columns=k + 1, labels=labels, scale=label_scale(tiles.shape[1]))

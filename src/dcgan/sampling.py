@@ -36,6 +36,11 @@ def to_pil(pixels: np.ndarray) -> Image.Image:
     return Image.fromarray(pixels[..., 0], "L") if pixels.shape[-1] == 1 else Image.fromarray(pixels, "RGB")
 
 
+def label_scale(size: int) -> int:
+    """How much to enlarge tiles of ``size`` pixels so that a caption under each is legible (about 40 px)."""
+    return max(1, -(-40 // size))
+
+
 def make_grid(pixels: np.ndarray, columns: int | None = None, padding: int = 2,
               labels: list[str] | None = None, scale: int = 1) -> Image.Image:
     """(N, H, W, C) uint8 -> one image of the N tiles, row by row, optionally captioned."""
