@@ -100,7 +100,7 @@ def test_python_api(image_folder, tmp_path, capsys):
                                  "steps": 2, "progress": False, "device": "cpu", "threads": threads})
     result = dcgan.train(image_folder, tmp_path / "run", config)
     assert result.step == 2
-    assert f"on cpu ({threads} thread" in capsys.readouterr().err  # --threads applied for the run ...
+    assert f"on cpu with {threads} thread" in capsys.readouterr().err  # --threads applied for the run ...
     assert torch.get_num_threads() == before  # ... and the notebook's own setting given back
     gen = dcgan.load(tmp_path / "run")
     a = gen.images(seeds=[3, 4])

@@ -401,7 +401,7 @@ class Trainer:
             except ValueError:  # not the main thread (e.g. a notebook worker): no signal handling
                 pass
         n = torch.get_num_threads()
-        where = f"cpu ({n} thread{'s' if n != 1 else ''})" if self.device.type == "cpu" else str(self.device)
+        where = f"cpu with {n} thread{'s' if n != 1 else ''}" if self.device.type == "cpu" else str(self.device)
         self.say(f"training {self.total} steps on {where} (batch {cfg.batch_size}, {cfg.model.image_size}px, "
                  f"{cfg.model.channels} channel(s), loss {cfg.loss}, amp {'bf16' if cfg.amp else 'off'}) "
                  f"-> {self.run_dir}")
