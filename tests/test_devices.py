@@ -1,8 +1,9 @@
-"""Device choice and the busy-machine thread hint."""
+"""The busy-machine thread hint and the thread-count context."""
 
 import pytest
+import torch
 
-from dcgan.devices import busy_cores_hint
+from dcgan.devices import busy_cores_hint, cpu_threads
 
 
 @pytest.mark.parametrize("load, cores, threads, fewer", [
@@ -20,3 +21,13 @@ def test_busy_cores_hint(load, cores, threads, fewer):
         assert hint is None
     else:
         assert hint is not None and hint.endswith(f"--threads {fewer}")
+
+
+def test_cpu_threads_sets_and_restores():
+    before = torch.get_num_threads()
+    other = 1 if before != 1 else 2
+    with cpu_threads(other):
+        assert torch.get_num_threads() == other
+    assert torch.get_num_threads() == before
+    with cpu_threads(None):
+        assert torch.get_num_threads() == before

@@ -350,18 +350,17 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from .checkpoint import CheckpointError
     from .dataset import DataError
-    from .devices import DeviceError
+    from .devices import DeviceError, cpu_threads
     from .metrics import MetricsError
     from .trainer import TrainingError
 
     try:
-        if args.command != "train" and getattr(args, "threads", None) is not None:  # train: the trainer sets it
-            if args.threads < 1:
-                raise CliError("--threads must be at least 1")
-            import torch
-
-            torch.set_num_threads(args.threads)
-        return COMMANDS[args.command](args)
+        # train's --threads is a config field, applied by the trainer; the other commands' is set here.
+        threads = None if args.command == "train" else getattr(args, "threads", None)
+        if threads is not None and threads < 1:
+            raise CliError("--threads must be at least 1")
+        with cpu_threads(threads):
+            return COMMANDS[args.command](args)
     except CliError as e:
         print(f"dcgan {args.command}: error: {e}", file=sys.stderr)
         return 2

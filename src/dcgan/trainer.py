@@ -34,7 +34,7 @@ from . import checkpoint as ckpt
 from .augment import Augmenter, adjust_p, parse_policy, random_flip
 from .config import ConfigError, TrainConfig, save_json, to_dict
 from .dataset import EpochSampler, prepare_dataset, summary_line
-from .devices import busy_cores_hint, cpu_load, resolve_device
+from .devices import busy_cores_hint, cpu_load, cpu_threads, resolve_device
 from .distributed import DistContext, all_mean, barrier, shutdown, sync_batchnorm
 from .distributed import init as init_distributed
 from .feed import BatchFeed
@@ -383,13 +383,8 @@ class Trainer:
 
         With ``threads`` set, PyTorch's thread count (process-wide) is changed for the run and restored after.
         """
-        threads = torch.get_num_threads()
-        if self.requested.threads is not None:
-            torch.set_num_threads(self.requested.threads)
-        try:
+        with cpu_threads(self.requested.threads):
             return self._run()
-        finally:
-            torch.set_num_threads(threads)
 
     def _run(self) -> TrainResult:
         self._setup()
