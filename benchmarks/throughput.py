@@ -50,7 +50,7 @@ from PIL import Image, ImageDraw, ImageFilter
 from dcgan.config import DataConfig, ModelConfig
 from dcgan.dataset import EpochSampler, prepare_dataset
 from dcgan.graphs import StepGraph
-from dcgan.devices import fast_defaults, resolve_device
+from dcgan.devices import cpu_seconds, fast_defaults, resolve_device
 from dcgan.models import build_models
 from dcgan.step import GanState, StepOptions, ema_beta_at, to_model_range, train_step
 from example_baseline import CHANNELS, LATENT_DIM, WIDTH, BaselineRunner, example_stages, list_images
@@ -201,15 +201,6 @@ class Contender:
     @property
     def median_rate(self) -> float:
         return statistics.median(self.step_rates) if self.step_rates else float("nan")
-
-
-def cpu_seconds() -> tuple[float, float]:
-    """(busy CPU seconds of the whole machine, CPU seconds of this process and its reaped children)."""
-    with open("/proc/stat", encoding="ascii") as f:
-        fields = [int(v) for v in f.readline().split()[1:]]
-    busy = sum(fields[:8]) - fields[3] - fields[4]  # all but idle and iowait
-    t = os.times()
-    return busy / os.sysconf("SC_CLK_TCK"), t.user + t.system + t.children_user + t.children_system
 
 
 def describe_device(device: torch.device) -> str:

@@ -1,22 +1,26 @@
 """The busy-machine thread hint and the thread-count context."""
 
+import subprocess
+import sys
+import time
+
 import pytest
 import torch
 
-from dcgan.devices import busy_cores_hint, cpu_threads
+from dcgan.devices import busy_cores_hint, cpu_threads, others_busy_cores
 
 
-@pytest.mark.parametrize("load, cores, threads, fewer", [
+@pytest.mark.parametrize("busy, cores, threads, fewer", [
     (0.2, 2, 2, None),   # a quiet machine: no hint
     (0.6, 2, 2, 1),      # one of two cores taken
     (1.4, 2, 2, 1),
-    (3.0, 2, 2, 1),      # more load than cores: still at least one thread
+    (3.0, 2, 2, 1),      # more busy than cores: still at least one thread
     (1.0, 16, 16, 15),
     (4.0, 16, 8, None),  # 8 threads fit beside 4 busy cores
     (2.0, 2, 1, None),   # one thread already
 ])
-def test_busy_cores_hint(load, cores, threads, fewer):
-    hint = busy_cores_hint(load, cores, threads)
+def test_busy_cores_hint(busy, cores, threads, fewer):
+    hint = busy_cores_hint(busy, cores, threads)
     if fewer is None:
         assert hint is None
     else:
@@ -31,3 +35,13 @@ def test_cpu_threads_sets_and_restores():
     assert torch.get_num_threads() == before
     with cpu_threads(None):
         assert torch.get_num_threads() == before
+
+
+def test_others_busy_cores_sees_a_spinning_process():
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.3)  # past interpreter start-up
+        assert others_busy_cores(0.5) >= 0.5  # one process spinning: about one core
+    finally:
+        spinner.kill()
+        spinner.wait()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from collections.abc import Iterator
 
 import torch
@@ -48,28 +49,44 @@ def fast_defaults(device: torch.device) -> tuple[bool, bool]:
     return False, False
 
 
-def busy_cores_hint(load: float, cores: int, threads: int) -> str | None:
-    """A hint to train with fewer threads when other processes already keep cores busy, or None.
+def busy_cores_hint(busy: float, cores: int, threads: int) -> str | None:
+    """A hint to train with fewer threads when other processes keep ``busy`` cores busy, or None.
 
-    ``load`` is the 1-minute load average taken before training starts, so it counts other jobs. Threads
-    that share cores with them wait on each other at every operator: on this project's 2-core machine with
-    two one-thread jobs running, ``dcgan train`` on the shipped sample made 183 images/s with 2 threads and
-    513 with 1 (BENCHMARKS.md, "Threads on a busy machine").
+    Threads that share cores with other jobs wait on each other at every operator: on this project's
+    2-core machine with two one-thread jobs running, ``dcgan train`` on the shipped sample made 183
+    images/s with 2 threads and 513 with 1 (BENCHMARKS.md, "Threads on a busy machine").
     """
-    busy = int(load + 0.5)
-    if busy < 1 or threads < 2 or threads + busy <= cores:
+    taken = int(busy + 0.5)
+    if taken < 1 or threads < 2 or threads + taken <= cores:
         return None
-    fewer = max(1, min(threads, cores) - busy)
-    return (f"note: other processes keep about {busy} of {cores} cores busy and training would use {threads} "
+    fewer = max(1, min(threads, cores) - taken)
+    return (f"note: other processes keep about {taken} of {cores} cores busy and training would use {threads} "
             f"threads; if steps are slow, try --threads {fewer}")
 
 
-def cpu_load() -> float:
-    """The 1-minute load average (0.0 where the platform has none)."""
+def cpu_seconds() -> tuple[float, float]:
+    """(busy CPU seconds of the whole machine since boot, CPU seconds of this process and its reaped
+    children). Linux only: OSError elsewhere."""
+    with open("/proc/stat", encoding="ascii") as f:
+        fields = [int(v) for v in f.readline().split()[1:]]
+    busy = sum(fields[:8]) - fields[3] - fields[4]  # all but idle and iowait
+    t = os.times()
+    return busy / os.sysconf("SC_CLK_TCK"), t.user + t.system + t.children_user + t.children_system
+
+
+def others_busy_cores(window: float = 0.25) -> float:
+    """Cores that other processes keep busy now, measured over ``window`` seconds (0.0 where unknown).
+
+    Measured now rather than read from the load average, which still counts jobs that ended in the last
+    minute (a pip install, an earlier run)."""
     try:
-        return os.getloadavg()[0]
-    except (AttributeError, OSError):
+        busy0, own0 = cpu_seconds()
+        start = time.perf_counter()
+        time.sleep(window)
+        busy1, own1 = cpu_seconds()
+    except (OSError, ValueError, IndexError):
         return 0.0
+    return max(0.0, (busy1 - busy0) - (own1 - own0)) / (time.perf_counter() - start)
 
 
 @contextlib.contextmanager

@@ -34,7 +34,7 @@ from . import checkpoint as ckpt
 from .augment import Augmenter, adjust_p, parse_policy, random_flip
 from .config import ConfigError, TrainConfig, save_json, to_dict
 from .dataset import EpochSampler, prepare_dataset, summary_line
-from .devices import busy_cores_hint, cpu_load, cpu_threads, resolve_device
+from .devices import busy_cores_hint, cpu_threads, others_busy_cores, resolve_device
 from .distributed import DistContext, all_mean, barrier, shutdown, sync_batchnorm
 from .distributed import init as init_distributed
 from .feed import BatchFeed
@@ -116,7 +116,7 @@ class Trainer:
         self.device = init_distributed(self.dist, resolve_device(self.requested.device))
         config = self.requested
         if self.device.type == "cpu" and config.threads is None and not self.dist.enabled:
-            hint = busy_cores_hint(cpu_load(), os.cpu_count() or 1, torch.get_num_threads())
+            hint = busy_cores_hint(others_busy_cores(), os.cpu_count() or 1, torch.get_num_threads())
             if hint:
                 self.say(hint)
         if self.dist.enabled:
