@@ -29,6 +29,7 @@ from idx_to_png import export  # noqa: E402
 
 import dcgan  # noqa: E402
 from dcgan import metrics  # noqa: E402
+from dcgan.checkpoint import checkpoint_name  # noqa: E402
 
 SETTINGS = {"none": {"augment": "none"}, "diffaugment": {"augment": "diffaugment"},
             "auto": {"augment": "diffaugment", "augment_p": "auto"}}
@@ -48,11 +49,17 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--work", default=str(ROOT / "runs"), help="runs and PNG folders (default: runs)")
     parser.add_argument("--no-score", action="store_true", help="train only; a later call scores the runs")
+    parser.add_argument("--snapshot-every", type=int, default=None, metavar="N",
+                        help="keep a checkpoint every N steps and score each one, not only the last")
     args = parser.parse_args()
     names = [a.strip() for a in args.augment.split(",") if a.strip()]
     unknown = [a for a in names if a not in SETTINGS]
     if unknown or not names:
         sys.exit(f"small_data.py: --augment {args.augment!r}: choose from {', '.join(SETTINGS)}")
+    if args.snapshot_every is not None and not 0 < args.snapshot_every <= args.steps:
+        sys.exit(f"small_data.py: --snapshot-every must be between 1 and --steps ({args.steps})")
+    every = args.snapshot_every or args.steps
+    snapshots = sorted({*range(every, args.steps + 1, every), args.steps})
     work = Path(args.work)
     train_dir = work / "small-data" / f"train-{args.images}"
     if len(list(train_dir.glob("*.png"))) != args.images:
@@ -65,6 +72,7 @@ def main() -> None:
             t = time.perf_counter()
             config = dcgan.build_config({"model.image_size": 28, "steps": args.steps, "batch_size": args.batch_size,
                                          "seed": args.seed, "device": args.device, "progress": False,
+                                         "checkpoint_every": every, "keep": len(snapshots),
                                          **SETTINGS[name]})
             dcgan.train(train_dir, run, config)
             print(f"trained {run.name} in {time.perf_counter() - t:.0f} s", flush=True)
@@ -75,21 +83,25 @@ def main() -> None:
     real = metrics.folder_features(test_dir, extractor, 28, limit=args.real_n, progress=False)
     print(f"test features: {len(real.features)} images in {time.perf_counter() - t:.0f} s"
           + (" (cached)" if real.cached else ""), flush=True)
-    results = {}
+    results: dict[tuple[str, int], float] = {}
     for name, run in runs.items():
-        gen = dcgan.load(run, device=args.device)
-        t = time.perf_counter()
-        fake = np.concatenate([extractor(c) for c in metrics.generated_images(gen.net, gen.latent_dim, gen.output,
-                                                                               args.n)])
-        score = metrics.scores(fake, real.features, kid_subset_size=min(1000, args.n))
-        results[name] = score["fid"]
-        print(f"images={args.images} augment={name} steps={args.steps} seed={args.seed}: FID {score['fid']:.2f} "
-              f"KID {score['kid']:.4f} +- {score['kid_std']:.4f} ({args.n} samples vs {len(real.features)} test "
-              f"images; scored in {time.perf_counter() - t:.0f} s)", flush=True)
-    if "none" in results:
-        for name, fid in results.items():
-            if name != "none":
-                print(f"FID change with {name}: {(fid - results['none']) / results['none'] * 100:+.1f}%")
+        for step in snapshots:
+            checkpoint = run / "checkpoints" / checkpoint_name(step)
+            if not checkpoint.exists():
+                sys.exit(f"small_data.py: {checkpoint} is missing (trained without --snapshot-every {every}?)")
+            gen = dcgan.load(checkpoint, device=args.device)
+            t = time.perf_counter()
+            fake = np.concatenate([extractor(c) for c in metrics.generated_images(gen.net, gen.latent_dim,
+                                                                                   gen.output, args.n)])
+            score = metrics.scores(fake, real.features, kid_subset_size=min(1000, args.n))
+            results[name, step] = score["fid"]
+            print(f"images={args.images} augment={name} steps={step} seed={args.seed}: FID {score['fid']:.2f} "
+                  f"KID {score['kid']:.4f} +- {score['kid_std']:.4f} ({args.n} samples vs {len(real.features)} "
+                  f"test images; scored in {time.perf_counter() - t:.0f} s)", flush=True)
+    for (name, step), fid in results.items():
+        if name != "none" and ("none", step) in results:
+            base = results["none", step]
+            print(f"FID change with {name} at step {step}: {(fid - base) / base * 100:+.1f}%")
 
 
 if __name__ == "__main__":
