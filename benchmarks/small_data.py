@@ -2,6 +2,7 @@
 
     python benchmarks/small_data.py --images 100 --steps 4000 -n 2000          # a reduced run for a CPU
     python benchmarks/small_data.py --images 1000 --steps 10000 -n 10000 --device cuda
+    python benchmarks/small_data.py --images 1000 --steps 150000 --snapshot-every 30000 -n 2000
 
 Trains on the first --images training images at 28x28, the same steps and seed, once per --augment
 setting (default: none, then diffaugment at p = 1), with the defaults a folder that small gets
@@ -9,7 +10,8 @@ otherwise (networks of width 32), then prints the FID and KID of -n samples (see
 generator) against the 10,000 test images (--real-n), with the standard Inception (dcgan[metrics]).
 The test images are the ones benchmarks/fashion_mnist.py exports, so their features are computed
 once for both scripts (cached under $DCGAN_CACHE). FID is biased upward at small -n; compare the lines
-of one run, not with published tables.
+of one run, not with published tables. --snapshot-every N keeps a checkpoint every N steps and scores
+each (--score-steps picks some), so one long run gives FID at several lengths.
 """
 
 from __future__ import annotations
@@ -51,6 +53,8 @@ def main() -> None:
     parser.add_argument("--no-score", action="store_true", help="train only; a later call scores the runs")
     parser.add_argument("--snapshot-every", type=int, default=None, metavar="N",
                         help="keep a checkpoint every N steps and score each one, not only the last")
+    parser.add_argument("--score-steps", default=None, metavar="S,S",
+                        help="score only these of the kept checkpoints (default: all of them)")
     args = parser.parse_args()
     names = [a.strip() for a in args.augment.split(",") if a.strip()]
     unknown = [a for a in names if a not in SETTINGS]
@@ -60,6 +64,14 @@ def main() -> None:
         sys.exit(f"small_data.py: --snapshot-every must be between 1 and --steps ({args.steps})")
     every = args.snapshot_every or args.steps
     snapshots = sorted({*range(every, args.steps + 1, every), args.steps})
+    scored = snapshots
+    if args.score_steps is not None:
+        try:
+            scored = sorted({int(s) for s in args.score_steps.split(",")})
+        except ValueError:
+            sys.exit(f"small_data.py: --score-steps {args.score_steps!r}: give steps separated by commas")
+        if not set(scored) <= set(snapshots):
+            sys.exit(f"small_data.py: --score-steps must come from the kept checkpoints: {snapshots}")
     work = Path(args.work)
     train_dir = work / "small-data" / f"train-{args.images}"
     if len(list(train_dir.glob("*.png"))) != args.images:
@@ -85,7 +97,7 @@ def main() -> None:
           + (" (cached)" if real.cached else ""), flush=True)
     results: dict[tuple[str, int], float] = {}
     for name, run in runs.items():
-        for step in snapshots:
+        for step in scored:
             checkpoint = run / "checkpoints" / checkpoint_name(step)
             if not checkpoint.exists():
                 sys.exit(f"small_data.py: {checkpoint} is missing (trained without --snapshot-every {every}?)")
