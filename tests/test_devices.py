@@ -7,7 +7,7 @@ import time
 import pytest
 import torch
 
-from dcgan.devices import busy_cores_hint, cpu_threads, others_busy_cores
+from dcgan.devices import OthersBusy, busy_cores_hint, cpu_threads
 
 
 @pytest.mark.parametrize("busy, cores, threads, fewer", [
@@ -37,11 +37,20 @@ def test_cpu_threads_sets_and_restores():
         assert torch.get_num_threads() == before
 
 
-def test_others_busy_cores_sees_a_spinning_process():
+def test_others_busy_sees_a_spinning_process():
     spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
     try:
         time.sleep(0.3)  # past interpreter start-up
-        assert others_busy_cores(0.5) >= 0.5  # one process spinning: about one core
+        assert OthersBusy().cores(0.5) >= 0.5  # one process spinning: about one core
     finally:
         spinner.kill()
         spinner.wait()
+
+
+def test_others_busy_waits_only_for_what_is_left_of_the_window(monkeypatch):
+    others = OthersBusy()
+    time.sleep(0.3)  # start-up work (data preparation) that already spans the window
+    waits = []
+    monkeypatch.setattr("dcgan.devices.time.sleep", waits.append)
+    others.cores(0.25)
+    assert waits == [0.0]

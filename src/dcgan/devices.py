@@ -74,19 +74,31 @@ def cpu_seconds() -> tuple[float, float]:
     return busy / os.sysconf("SC_CLK_TCK"), t.user + t.system + t.children_user + t.children_system
 
 
-def others_busy_cores(window: float = 0.25) -> float:
-    """Cores that other processes keep busy now, measured over ``window`` seconds (0.0 where unknown).
+class OthersBusy:
+    """Cores that other processes keep busy, measured from construction to :meth:`cores`.
 
-    Measured now rather than read from the load average, which still counts jobs that ended in the last
-    minute (a pip install, an earlier run)."""
-    try:
-        busy0, own0 = cpu_seconds()
-        start = time.perf_counter()
-        time.sleep(window)
-        busy1, own1 = cpu_seconds()
-    except (OSError, ValueError, IndexError):
-        return 0.0
-    return max(0.0, (busy1 - busy0) - (own1 - own0)) / (time.perf_counter() - start)
+    Measured rather than read from the load average, which still counts jobs that ended in the last
+    minute (a pip install, an earlier run). Our own CPU time (threads and reaped children) is subtracted,
+    so the window can span start-up work such as decoding the data, and costs no waiting when it does."""
+
+    def __init__(self) -> None:
+        self._start = time.perf_counter()
+        try:
+            self._cpu: tuple[float, float] | None = cpu_seconds()
+        except (OSError, ValueError, IndexError):
+            self._cpu = None
+
+    def cores(self, min_window: float = 0.25) -> float:
+        """The average over at least ``min_window`` seconds since construction (0.0 where unknown)."""
+        if self._cpu is None:
+            return 0.0
+        time.sleep(max(0.0, min_window - (time.perf_counter() - self._start)))
+        try:
+            busy1, own1 = cpu_seconds()
+        except (OSError, ValueError, IndexError):
+            return 0.0
+        busy0, own0 = self._cpu
+        return max(0.0, (busy1 - busy0) - (own1 - own0)) / (time.perf_counter() - self._start)
 
 
 @contextlib.contextmanager

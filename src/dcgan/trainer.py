@@ -34,7 +34,7 @@ from . import checkpoint as ckpt
 from .augment import Augmenter, adjust_p, parse_policy, random_flip
 from .config import ConfigError, TrainConfig, save_json, to_dict
 from .dataset import EpochSampler, prepare_dataset, summary_line
-from .devices import busy_cores_hint, cpu_threads, others_busy_cores, resolve_device
+from .devices import OthersBusy, busy_cores_hint, cpu_threads, resolve_device
 from .distributed import DistContext, all_mean, barrier, shutdown, sync_batchnorm
 from .distributed import init as init_distributed
 from .feed import BatchFeed
@@ -115,10 +115,9 @@ class Trainer:
                                 "or choose another --out")
         self.device = init_distributed(self.dist, resolve_device(self.requested.device))
         config = self.requested
-        if self.device.type == "cpu" and config.threads is None and not self.dist.enabled:
-            hint = busy_cores_hint(others_busy_cores(), os.cpu_count() or 1, torch.get_num_threads())
-            if hint:
-                self.say(hint)
+        # Measured across the data preparation below, which then hides the measuring window.
+        others = OthersBusy() if self.device.type == "cpu" and config.threads is None and not self.dist.enabled \
+            else None
         if self.dist.enabled:
             if config.batch_size % self.dist.world:
                 raise ConfigError(f"--batch-size {config.batch_size} (the global batch) must be divisible by the "
@@ -133,6 +132,10 @@ class Trainer:
         if self.dist.local_rank == 0:
             barrier(self.dist)
         self.say(summary_line(self.data.report))
+        if others is not None:
+            hint = busy_cores_hint(others.cores(), os.cpu_count() or 1, torch.get_num_threads())
+            if hint:
+                self.say(hint)
         self.config = resolve_config(config, self.data, self.device, self.say)
 
         cfg = self.config
