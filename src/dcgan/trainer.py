@@ -14,7 +14,6 @@ written where. Run folder layout:
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 import os
@@ -35,17 +34,16 @@ from .augment import Augmenter, adjust_p, parse_policy, random_flip
 from .config import ConfigError, TrainConfig, save_json, to_dict
 from .dataset import EpochSampler, prepare_dataset, summary_line
 from .devices import OthersBusy, busy_cores_hint, cpu_threads, resolve_device
-from .distributed import DistContext, all_mean, barrier, shutdown, sync_batchnorm
+from .distributed import DistContext, all_mean, barrier, shutdown
 from .distributed import init as init_distributed
 from .feed import BatchFeed
-from .graphs import StepGraph, graphs_usable, set_capturable
-from .models import build_models
+from .graphs import StepGraph, graphs_usable
 from .rngstate import capture, restore
 from .runlog import RunLog, plot_losses
 from .runplan import resolve_config, total_steps
+from .runstate import build_state, pack, unpack, unwrap
 from .sampling import generate, make_grid, save_image, z_from_seeds
-from .step import (GanState, StepOptions, discriminator_step, ema_beta_at, generator_step, to_model_range,
-                   train_step)
+from .step import StepOptions, discriminator_step, ema_beta_at, generator_step, to_model_range, train_step
 
 MAX_ROLLBACKS = 3
 MIN_GRID_STEPS = 100  # default progress grids: after an epoch, at least this many steps apart
@@ -139,31 +137,11 @@ class Trainer:
         self.config = resolve_config(config, self.data, self.device, self.say)
 
         cfg = self.config
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(cfg.seed)  # model initialisation depends on the seed alone
-            generator, discriminator = build_models(cfg.model)
-        if self.dist.enabled and cfg.sync_bn:
-            generator, discriminator = sync_batchnorm(generator), sync_batchnorm(discriminator)
-        ema = copy.deepcopy(generator).eval().requires_grad_(False) if cfg.ema else None
-        memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
-        for net in (generator, discriminator, ema):
-            if net is not None:
-                net.to(self.device, memory_format=memory_format)
-        if self.dist.enabled:
-            from torch.nn.parallel import DistributedDataParallel as DDP
-
-            ids = [self.device.index] if self.device.type == "cuda" else None
-            generator, discriminator = DDP(generator, device_ids=ids), DDP(discriminator, device_ids=ids)
         self.images = self._images_on_device()
         self.feed = BatchFeed(self.images, self.device)
         use_graphs = cfg.cuda_graphs and graphs_usable(cfg, self.device, self.dist.enabled, self.images, self.say)
         # A captured Adam step must keep its step count on the device.
-        adam = {"betas": (cfg.beta1, cfg.beta2), "capturable": use_graphs and self.device.type == "cuda"}
-        self.state = GanState(
-            generator=generator, discriminator=discriminator, ema=ema,
-            opt_g=torch.optim.Adam(generator.parameters(), lr=cfg.lr_g, **adam),
-            opt_d=torch.optim.Adam(discriminator.parameters(), lr=cfg.lr_d, **adam),
-        )
+        self.state = build_state(cfg, self.device, self.dist, capturable=use_graphs and self.device.type == "cuda")
         self.options = StepOptions(loss=cfg.loss, output=cfg.model.output, amp=cfg.amp,
                                    channels_last=cfg.channels_last, d_skip_below=cfg.d_skip_below,
                                    r1_weight=cfg.r1_gamma / 2 * cfg.r1_every)
@@ -216,15 +194,7 @@ class Trainer:
             raise TrainingError("cannot resume: the data folder changed since the checkpoint was written "
                                 "(files added, removed or modified, or other preprocessing); "
                                 "add --allow-data-change to continue on the new data")
-        s = self.state
-        _plain(s.generator).load_state_dict(state["generator"])
-        _plain(s.discriminator).load_state_dict(state["discriminator"])
-        if s.ema is not None and state.get("ema") is not None:
-            s.ema.load_state_dict(state["ema"])
-        capturable = s.opt_g.param_groups[0]["capturable"]  # this run's choice, not the saved run's
-        for opt, saved in ((s.opt_g, state["opt_g"]), (s.opt_d, state["opt_d"])):
-            opt.load_state_dict(saved)
-            set_capturable(opt, capturable)
+        unpack(self.state, state)
         restore(self.z_gen, self.aug_gen, state["rng"])
         if self.graph is not None:
             self.graph.reset()  # the optimizers' state tensors (and maybe learning rates) were replaced
@@ -240,18 +210,13 @@ class Trainer:
 
     # --- outputs -----------------------------------------------------------------------------------
     def _checkpoint_state(self) -> dict[str, Any]:
-        s = self.state
         return {
             "package_version": __version__,
             "config": to_dict(self.config),
             "step": self.step,
             "epoch": self.sampler.epoch,
             "sampler": self.sampler.position(),
-            "generator": _plain(s.generator).state_dict(),
-            "discriminator": _plain(s.discriminator).state_dict(),
-            "ema": s.ema.state_dict() if s.ema is not None else None,
-            "opt_g": s.opt_g.state_dict(),
-            "opt_d": s.opt_d.state_dict(),
+            **pack(self.state),
             "rng": capture(self.z_gen, self.aug_gen),
             "augment_p": self.augmenter.p,
             "best_fid": self.best_fid,
@@ -276,7 +241,7 @@ class Trainer:
 
     def save_samples(self) -> Path:
         """A grid from the fixed z, from the EMA generator when there is one."""
-        net = self.state.ema if self.state.ema is not None else _plain(self.state.generator)
+        net = self.state.ema if self.state.ema is not None else unwrap(self.state.generator)
         path = self.run_dir / "samples" / f"step-{self.step:08d}.png"
         if not self.dist.is_main:
             return path
@@ -295,7 +260,7 @@ class Trainer:
             # The training images are already decoded (memory-mapped): no second scan or decode of the folder.
             self._evaluator = (extractor, extractor(self.data.images[:cfg.eval_n]))
         extractor, real_features = self._evaluator
-        net = self.state.ema if self.state.ema is not None else _plain(self.state.generator)
+        net = self.state.ema if self.state.ema is not None else unwrap(self.state.generator)
         chunks = metrics.generated_images(net, cfg.model.latent_dim, cfg.model.output, cfg.eval_n)
         fake_features = np.concatenate([extractor(c) for c in chunks])
         result = metrics.scores(fake_features, real_features, kid_subset_size=min(1000, cfg.eval_n))
@@ -418,7 +383,7 @@ class Trainer:
                 # DDP's reducer keeps the process group alive: unwrap here, so that the group really ends in
                 # shutdown() and not at interpreter exit, where gloo's threads can abort the process.
                 s = self.state
-                s.generator, s.discriminator = _plain(s.generator), _plain(s.discriminator)
+                s.generator, s.discriminator = unwrap(s.generator), unwrap(s.discriminator)
             shutdown(self.dist, clean)
         interrupted = self._stop_signal is not None
         if not interrupted and self.dist.is_main:
@@ -489,11 +454,6 @@ class Trainer:
         if self._stop_signal is not None:
             self.say(f"saved {last_path} at step {self.step}; continue with --resume")
         return last_path
-
-
-def _plain(module: torch.nn.Module) -> torch.nn.Module:
-    """The model inside a DistributedDataParallel wrapper (or the model itself)."""
-    return getattr(module, "module", module)
 
 
 def train(data_dir: str | os.PathLike, run_dir: str | os.PathLike, config: TrainConfig, resume: bool = False,
