@@ -296,3 +296,20 @@ def test_eval_every_without_metrics_fails_before_training(image_folder, tmp_path
                    "1", "--inception", str(tmp_path / "missing.pt"), check=False)
     assert proc.returncode != 0 and "no such file" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "r" / "checkpoints").exists()
+
+
+def test_training_scorer_measures_the_generator_against_the_real_features(tiny_torchscript):
+    import torch
+
+    from dcgan.config import ModelConfig
+    from dcgan.models import Generator
+
+    torch.manual_seed(0)
+    gen = Generator(ModelConfig(image_size=16, g_width=4, latent_dim=8), 3).eval()
+    own = np.concatenate(list(metrics.generated_images(gen, 8, "tanh", 30)))  # what the scorer will draw
+    same = metrics.TrainingScorer(tiny_torchscript, "cpu", own, 30)(gen, 8, "tanh")
+    brighter = np.clip(own.astype(np.int16) + 80, 0, 255).astype(np.uint8)
+    other = metrics.TrainingScorer(tiny_torchscript, "cpu", brighter, 30)(gen, 8, "tanh")
+    assert set(same) == {"fid", "kid", "kid_std"}
+    assert abs(same["fid"]) < 1e-9 and other["fid"] > 1e-3  # the stand-in's features are small numbers
+    assert other["kid"] > same["kid"]

@@ -250,6 +250,21 @@ def generated_images(generator: Any, latent_dim: int, output: str, n: int) -> It
         yield generate(generator, z_from_seeds(range(start, min(n, start + _CHUNK)), latent_dim), output)
 
 
+class TrainingScorer:
+    """FID/KID of a generator while it trains, against training images whose features are computed once."""
+
+    def __init__(self, inception: str | os.PathLike | None, device: Any, real_images: np.ndarray, n: int) -> None:
+        self.extractor = InceptionFeatures(inception, device=device)
+        self.real = self.extractor(real_images)
+        self.n = n  # generated images per score, seeds 0..n-1
+
+    def __call__(self, generator: Any, latent_dim: int, output: str) -> dict[str, float]:
+        chunks = generated_images(generator, latent_dim, output, self.n)
+        fake = np.concatenate([self.extractor(c) for c in chunks])
+        result = scores(fake, self.real, kid_subset_size=min(1000, self.n))
+        return {"fid": float(result["fid"]), "kid": float(result["kid"]), "kid_std": float(result["kid_std"])}
+
+
 @dataclass(frozen=True)
 class GeneratedFeatures:
     """Features of images drawn from a trained generator, and what drew them."""

@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import math
 import os
+import time
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +70,36 @@ class RunLog:
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
+
+
+class MetricWindow:
+    """Sums each step's metrics between two rows of the log, so the loop reads the device only when it logs.
+
+    Values are anything that adds and divides (tensors on the device, floats).
+    """
+
+    def __init__(self, clock: Callable[[], float] = time.perf_counter) -> None:
+        self.clock = clock
+        self.clear()
+
+    def clear(self) -> None:
+        self.sums: dict[str, Any] = {}
+        self.count = 0
+        self.start = self.clock()
+
+    def add(self, metrics: dict[str, Any]) -> None:
+        for k, v in metrics.items():
+            self.sums[k] = self.sums.get(k, 0) + v
+        self.count += 1
+
+    def row(self, images_per_step: int, reduce: Callable[[Any], float] = float,
+            hidden: Collection[str] = ()) -> dict[str, float]:
+        """The mean of each metric (``reduce`` turns one into a number) and images/second; starts a new window."""
+        elapsed = self.clock() - self.start
+        out = {k: reduce(v / self.count) for k, v in self.sums.items() if k not in hidden}
+        out["images_per_sec"] = self.count * images_per_step / max(elapsed, 1e-9)
+        self.clear()
+        return out
 
 
 def _fmt(v: Any) -> Any:

@@ -19,7 +19,6 @@ import math
 import os
 import signal
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,7 +38,7 @@ from .distributed import init as init_distributed
 from .feed import BatchFeed
 from .graphs import StepGraph, graphs_usable
 from .rngstate import capture, restore
-from .runlog import RunLog, plot_losses
+from .runlog import MetricWindow, RunLog, plot_losses
 from .runplan import resolve_config, total_steps
 from .runstate import build_state, pack, unpack, unwrap
 from .sampling import generate, make_grid, save_image, z_from_seeds
@@ -95,7 +94,7 @@ class Trainer:
         self._stop_signal: int | None = None
         self.rollbacks = 0
         self.best_fid = math.inf
-        self._evaluator: Any = None
+        self._scorer: Any = None
 
     # --- setup -------------------------------------------------------------------------------------
     def _setup(self) -> None:
@@ -255,16 +254,11 @@ class Trainer:
         from . import metrics
 
         cfg = self.config
-        if self._evaluator is None:
-            extractor = metrics.InceptionFeatures(cfg.inception, device=self.device)
+        if self._scorer is None:
             # The training images are already decoded (memory-mapped): no second scan or decode of the folder.
-            self._evaluator = (extractor, extractor(self.data.images[:cfg.eval_n]))
-        extractor, real_features = self._evaluator
+            self._scorer = metrics.TrainingScorer(cfg.inception, self.device, self.data.images[:cfg.eval_n], cfg.eval_n)
         net = self.state.ema if self.state.ema is not None else unwrap(self.state.generator)
-        chunks = metrics.generated_images(net, cfg.model.latent_dim, cfg.model.output, cfg.eval_n)
-        fake_features = np.concatenate([extractor(c) for c in chunks])
-        result = metrics.scores(fake_features, real_features, kid_subset_size=min(1000, cfg.eval_n))
-        row = {"fid": float(result["fid"]), "kid": float(result["kid"]), "kid_std": float(result["kid_std"])}
+        row = self._scorer(net, cfg.model.latent_dim, cfg.model.output)
         if row["fid"] < self.best_fid:
             self.best_fid = row["fid"]
             folder = self.run_dir / "checkpoints"
@@ -397,8 +391,7 @@ class Trainer:
         cfg = self.config
         bar = tqdm(total=self.total, initial=self.step, disable=not (cfg.progress and self.dist.is_main), unit="step",
                    dynamic_ncols=True, file=sys.stderr)
-        sums: dict[str, torch.Tensor] = {}
-        count, t0 = 0, time.perf_counter()
+        window = MetricWindow()
         last_path = ckpt.latest_checkpoint(self.run_dir / "checkpoints")
         epoch_seen, last_grid = self.sampler.epoch, self.step
         try:
@@ -411,28 +404,23 @@ class Trainer:
                     self._stop_signal = signal.SIGTERM
                 if not all(math.isfinite(v) for v in check[:2].tolist()):
                     self._non_finite(metrics, last_path)
-                    sums, count, t0 = {}, 0, time.perf_counter()
+                    window.clear()
                     bar.n = self.step
                     bar.refresh()
                     continue
                 self.step += 1
-                for k, v in metrics.items():
-                    sums[k] = sums.get(k, 0) + v
-                count += 1
+                window.add(metrics)
                 bar.update()
                 if self.step % cfg.log_every == 0 or self.step == self.total:
-                    elapsed = time.perf_counter() - t0
                     # d_updated (the share of D updates made) only means something under the tutorial's skip rule.
                     hidden = {"d_real_sign", "r1"} | (set() if cfg.d_skip_below is not None else {"d_updated"})
-                    means = {k: all_mean(self.dist, (v / count).to(self.device)).item() for k, v in sums.items()
-                             if k not in hidden}
-                    row = {"step": self.step, "epoch": self.sampler.epoch, **means,
-                           "images_per_sec": count * cfg.batch_size * (2 if cfg.alternate else 1) / max(elapsed, 1e-9)}
+                    means = window.row(cfg.batch_size * (2 if cfg.alternate else 1),
+                                       lambda v: all_mean(self.dist, v.to(self.device)).item(), hidden)
+                    row = {"step": self.step, "epoch": self.sampler.epoch, **means}
                     if self.log is not None:
                         self.log.log(row)
                     bar.set_postfix(d=f"{row['d_loss']:.3f}", g=f"{row['g_loss']:.3f}",
                                     img_s=f"{row['images_per_sec']:.0f}")
-                    sums, count, t0 = {}, 0, time.perf_counter()
                 epoch_done = self.sampler.epoch != epoch_seen
                 epoch_seen = self.sampler.epoch
                 # By default a grid per epoch, but not more often than every MIN_GRID_STEPS: a folder of 100
