@@ -172,3 +172,35 @@ class BaselineRunner:
     def workers(self) -> list[int]:
         """Process ids of the live DataLoader workers."""
         return [p.pid for p in multiprocessing.active_children() if p.pid is not None]
+
+
+def train_for(files: list[Path], seconds: float, image_size: int = 64, batch_size: int = 128, workers: int = 2,
+              device: torch.device | None = None, seed: int = 0) -> tuple[ExampleGenerator, int, float]:
+    """Train with the example's defaults (batch 128, Adam 2e-4, betas 0.5/0.999, 2 loader workers) for a wall-time
+    budget counted from this call, as ``dcgan train --time`` counts it; returns (G, steps, seconds taken)."""
+    import time
+
+    start = time.monotonic()
+    torch.manual_seed(seed)
+    runner = BaselineRunner(files, image_size, batch_size, workers, device or torch.device("cpu"))
+    steps = 0
+    while time.monotonic() - start < seconds:
+        runner.step()
+        steps += 1
+    return runner.net_g, steps, time.monotonic() - start
+
+
+@torch.no_grad()
+def sample(generator: ExampleGenerator, n: int, seed: int = 0, batch: int = 64, train_mode: bool = True) -> np.ndarray:
+    """n uint8 images (N, H, W, 3) from z ~ N(0, 1) drawn with a seed. ``train_mode``: batch norm on the statistics
+    of each batch of 64, as the example draws its fake_samples images (it never calls netG.eval()); else on
+    the running statistics."""
+    generator.train(train_mode)
+    rng = torch.Generator().manual_seed(seed)
+    device = next(generator.parameters()).device
+    out = []
+    for start in range(0, n, batch):
+        z = torch.randn(min(batch, n - start), LATENT_DIM, 1, 1, generator=rng).to(device)
+        x = generator(z).float().cpu()
+        out.append(((x + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy())
+    return np.concatenate(out)

@@ -28,6 +28,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from typing import get_args
 
 import numpy as np
 
@@ -39,9 +40,9 @@ from idx_to_png import export  # noqa: E402
 import dcgan  # noqa: E402
 from dcgan import metrics  # noqa: E402
 from dcgan.checkpoint import CheckpointError  # noqa: E402
-from dcgan.config import LOSSES  # noqa: E402
+from dcgan.config import Loss  # noqa: E402
 from dcgan.devices import resolve_device  # noqa: E402
-from dcgan.sampling import parse_seeds  # noqa: E402
+from dcgan.seeds import parse_seeds  # noqa: E402
 
 DATA = Path("/usr/share/datasets/fashion-mnist")
 TRAIN_FILE, TEST_FILE = "train-images-idx3-ubyte.gz", "t10k-images-idx3-ubyte.gz"
@@ -99,7 +100,7 @@ def main() -> None:
     parser.add_argument("--data", default=str(DATA), help="folder with the Fashion-MNIST idx files")
     parser.add_argument("--work", default=str(ROOT / "runs" / "fashion-mnist"),
                         help="PNG folders and runs (default: runs/fashion-mnist)")
-    parser.add_argument("--loss", default="bce", choices=LOSSES)
+    parser.add_argument("--loss", default="bce", choices=get_args(Loss))
     parser.add_argument("--seeds", "--seed", default="0", help="training seeds, e.g. 0 or 0,1,2 or 0-4 (default: 0)")
     parser.add_argument("--steps", type=int, default=15_625, help="generator steps (default: 15625)")
     parser.add_argument("--batch-size", type=int, default=64)

@@ -31,9 +31,9 @@ from idx_to_png import export  # noqa: E402
 
 import dcgan  # noqa: E402
 from dcgan import metrics  # noqa: E402
-from dcgan.checkpoint import checkpoint_name  # noqa: E402
+from dcgan.runs import checkpoint_name  # noqa: E402
 
-SETTINGS = {"none": {"augment": "none"}, "diffaugment": {"augment": "diffaugment"},
+SETTINGS = {"none": {"augment": "none"}, "diffaugment": {"augment": "diffaugment", "augment_p": 1.0},
             "auto": {"augment": "diffaugment", "augment_p": "auto"}}
 
 

@@ -47,7 +47,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFilter
 
-from dcgan.config import DataConfig, ModelConfig
+from dcgan.config import DataConfig, ModelConfig, model_spec
 from dcgan.dataset import EpochSampler, prepare_dataset
 from dcgan.graphs import StepGraph
 from dcgan.devices import cpu_seconds, fast_defaults, resolve_device
@@ -87,7 +87,7 @@ class DcganRunner:
         torch.manual_seed(seed)
         model = ModelConfig(image_size=image_size, channels=CHANNELS, latent_dim=LATENT_DIM,
                             g_width=WIDTH, d_width=WIDTH)
-        generator, discriminator = build_models(model)
+        generator, discriminator = build_models(model_spec(model))
         ema = copy.deepcopy(generator).eval().requires_grad_(False)  # the trainer keeps an EMA of G by default
         layout = torch.channels_last if channels_last else torch.contiguous_format
         for net in (generator, discriminator, ema):

@@ -62,3 +62,34 @@ def run_cli(*args: str, check: bool = True, env: dict | None = None, timeout: in
     if check and proc.returncode != 0:
         raise AssertionError(f"dcgan {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     return proc
+
+
+def make_record(step: int = 1, networks: dict | None = None, **fields):
+    """A checkpoint record around the given networks (empty state dicts by default), for checkpoint tests."""
+    from dcgan import checkpoint as ckpt
+    from dcgan.config import ModelConfig, model_spec, to_dict
+
+    spec = model_spec(ModelConfig(image_size=16, g_width=8, latent_dim=8), 3)
+    nets = {"generator": {}, "discriminator": {}, "ema": None, "opt_g": {}, "opt_d": {}, **(networks or {})}
+    plan = {"model": to_dict(spec), **fields.pop("plan", {})}
+    return ckpt.CheckpointRecord(model=spec, plan=plan, step=step, epoch=0, sampler={"epoch": 0, "batch": 0},
+                                 networks=nets, **fields)
+
+
+def make_plan(overrides: dict | None = None, images: int = 64, channels: int = 3):
+    """The plan a CPU without fast bf16 makes for these settings on a folder of ``images`` images."""
+    from dcgan.config import build_config
+    from dcgan.plan import DataFacts, Machine, resolve
+
+    return resolve(build_config(overrides), DataFacts(images=images, channels=channels),
+                   Machine(device="cpu", fast_bf16=False, threads=1))
+
+
+def load_state(path):
+    """A checkpoint as one dict: its networks' state dicts beside its other fields."""
+    from dataclasses import fields
+
+    from dcgan import checkpoint as ckpt
+
+    record = ckpt.load(path)
+    return {**{f.name: getattr(record, f.name) for f in fields(record) if f.name != "networks"}, **record.networks}

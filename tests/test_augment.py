@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from dcgan.augment import Augmenter, adjust_p, cutout, parse_policy, translation, TRANSFORMS
-from dcgan.config import ModelConfig
+from dcgan.config import ModelConfig, model_spec
 from dcgan.models import build_models
 from dcgan.step import GanState, StepOptions, discriminator_step, generator_step
 from conftest import TINY, run_cli, write_images
@@ -63,7 +63,7 @@ def test_probability_zero_is_identity_and_policy_parsing():
 
 def test_augment_applied_to_real_and_fake_for_d_and_fake_for_g_but_never_to_samples():
     torch.manual_seed(0)
-    g, d = build_models(ModelConfig(image_size=16, channels=3, latent_dim=8, g_width=8, d_width=8))
+    g, d = build_models(model_spec(ModelConfig(image_size=16, channels=3, latent_dim=8, g_width=8, d_width=8)))
     s = GanState(g, d, torch.optim.Adam(g.parameters()), torch.optim.Adam(d.parameters()))
     seen = []
 

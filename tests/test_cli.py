@@ -5,8 +5,8 @@ import json
 import numpy as np
 from PIL import Image
 
-from dcgan import checkpoint as ckpt
-from conftest import TINY, run_cli, write_images
+from dcgan.runs import latest_checkpoint
+from conftest import load_state, TINY, run_cli, write_images
 
 
 def test_train_then_generate(image_folder, tmp_path):
@@ -21,7 +21,7 @@ def test_train_then_generate(image_folder, tmp_path):
     rows = (run / "metrics.csv").read_text().splitlines()
     assert rows[0].split(",")[:7] == ["step", "epoch", "d_loss", "g_loss", "d_real", "d_fake", "images_per_sec"]
     assert len(rows) == 7
-    assert ckpt.latest_checkpoint(run / "checkpoints").name == "step-00000006.safetensors"
+    assert latest_checkpoint(run / "checkpoints").name == "step-00000006.safetensors"
 
     out = tmp_path / "gen"
     run_cli("generate", str(run), "-n", "10", "--out-dir", str(out), "--grid", str(tmp_path / "grid.png"),
@@ -36,7 +36,7 @@ def test_same_seed_same_weights(image_folder, tmp_path):
     states = []
     for name, seed in (("a", "1"), ("b", "1"), ("c", "2")):
         run_cli("train", str(image_folder), "--out", str(tmp_path / name), *TINY, "--steps", "3", "--seed", seed)
-        states.append(ckpt.load(ckpt.latest_checkpoint(tmp_path / name / "checkpoints")))
+        states.append(load_state(latest_checkpoint(tmp_path / name / "checkpoints")))
     same = all(np.array_equal(states[0]["generator"][k], states[1]["generator"][k]) for k in states[0]["generator"])
     differ = any(not np.array_equal(states[0]["generator"][k], states[2]["generator"][k]) for k in states[0]["generator"])
     assert same and differ
@@ -49,7 +49,7 @@ def test_seed_preset_trains(image_folder, tmp_path):
     config = json.loads((run / "config.json").read_text())
     assert config["preset"] == "seed" and config["loss"] == "lsgan" and config["batch_size"] == 10
     assert config["model"]["output"] == "sigmoid" and config["alternate"] is True
-    assert ckpt.latest_checkpoint(run / "checkpoints") is not None
+    assert latest_checkpoint(run / "checkpoints") is not None
     assert "d_updated" in (run / "metrics.csv").read_text().splitlines()[0]  # the skip rule's share of D updates
 
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import torch
 
-from dcgan import checkpoint as ckpt
-from conftest import cli_env, run_cli
+from dcgan.runs import latest_checkpoint
+from conftest import load_state, cli_env, run_cli
 
 ARGS = ["--image-size", "16", "--g-width", "8", "--d-width", "8", "--latent-dim", "16", "--batch-size", "8",
         "--no-progress", "--log-every", "1", "--augment", "none", "--seed", "5", "--no-amp"]
@@ -28,7 +28,7 @@ def torchrun(*args, nproc=2, extra=(), wait=True):
 
 
 def weights(run):
-    state = ckpt.load(ckpt.latest_checkpoint(run / "checkpoints"))
+    state = load_state(latest_checkpoint(run / "checkpoints"))
     return state
 
 
@@ -71,7 +71,7 @@ def test_killed_rank_restarts_and_the_run_completes(image_folder, tmp_path):
     proc = torchrun("train", str(image_folder), "--out", str(run), *ARGS, "--steps", str(steps),
                     "--checkpoint-every", "5", extra=("--max-restarts=1",), wait=False)
     deadline = time.time() + 180
-    while time.time() < deadline and ckpt.latest_checkpoint(run / "checkpoints") is None:
+    while time.time() < deadline and latest_checkpoint(run / "checkpoints") is None:
         time.sleep(0.01)
     workers = _children(proc.pid)
     assert workers, "no worker processes found"

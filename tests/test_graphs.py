@@ -7,21 +7,22 @@ import pytest
 import torch
 
 from dcgan.augment import Augmenter
-from dcgan.checkpoint import load, latest_checkpoint
-from dcgan.config import ModelConfig, build_config
+from dcgan.runs import latest_checkpoint
+from conftest import load_state as load
+from dcgan.config import ModelConfig, model_spec
 from dcgan.dataset import EpochSampler
 from dcgan.graphs import StepGraph, unsupported
 from dcgan.models import build_models
 from dcgan.step import GanState, StepOptions, ema_beta_at, to_model_range, train_step
 
-from conftest import TINY, run_cli, write_images
+from conftest import TINY, make_plan, run_cli, write_images
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graph capture needs a CUDA GPU")
 
 
 def make_state(device="cpu", capturable=False):
     torch.manual_seed(0)
-    g, d = build_models(ModelConfig(image_size=16, channels=3, latent_dim=8, g_width=8, d_width=8))
+    g, d = build_models(model_spec(ModelConfig(image_size=16, channels=3, latent_dim=8, g_width=8, d_width=8)))
     g, d = g.to(device), d.to(device)
     adam = {"lr": 1e-3, "betas": (0.5, 0.999), "capturable": capturable}
     return GanState(g, d, torch.optim.Adam(g.parameters(), **adam), torch.optim.Adam(d.parameters(), **adam),
@@ -76,11 +77,11 @@ def test_augmenter_reads_p_from_a_tensor():
 
 
 def test_unsupported_names_each_reason():
-    base = build_config({})
+    base = make_plan({})
     assert unsupported(base, distributed=False, images_on_device=True) is None
-    assert "alternate" in unsupported(build_config({"alternate": True}), False, True)
-    assert "--d-skip-below" in unsupported(build_config({"d_skip_below": 0.1}), False, True)
-    assert "--r1-gamma" in unsupported(build_config({"r1_gamma": 1.0}), False, True)
+    assert "alternate" in unsupported(make_plan({"alternate": True}), False, True)
+    assert "--d-skip-below" in unsupported(make_plan({"d_skip_below": 0.1}), False, True)
+    assert "--r1-gamma" in unsupported(make_plan({"r1_gamma": 1.0}), False, True)
     assert "torchrun" in unsupported(base, distributed=True, images_on_device=True)
     assert "too large" in unsupported(base, False, images_on_device=False)
 

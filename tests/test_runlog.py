@@ -4,7 +4,7 @@ from dcgan.runlog import MetricWindow, RunLog, plot_losses, read_metrics
 
 
 def test_metrics_csv_grows_columns_truncates_on_resume_and_plots(tmp_path):
-    log = RunLog(tmp_path, tensorboard=False)
+    log = RunLog(tmp_path / "metrics.csv")
     for step in range(1, 6):
         log.log({"step": step, "epoch": 0, "d_loss": 1.0 / step, "g_loss": float(step)})
     log.log({"step": 6, "epoch": 0, "d_loss": 0.1, "g_loss": 6.0, "fid": 12.5})  # a new column appears

@@ -2,15 +2,15 @@
 
 import torch
 
-from dcgan import build_config
 from dcgan import checkpoint as ckpt
 from dcgan.distributed import DistContext
 from dcgan.runstate import build_state, pack, unpack, unwrap
 from dcgan.step import StepOptions, train_step
+from conftest import make_plan, make_record
 
 
 def config(seed):
-    return build_config({"model.image_size": 32, "model.channels": 3, "model.g_width": 8, "model.d_width": 8,
+    return make_plan({"model.image_size": 32, "model.channels": 3, "model.g_width": 8, "model.d_width": 8,
                          "model.latent_dim": 8, "seed": seed})
 
 
@@ -40,11 +40,11 @@ def test_pack_and_unpack_through_a_checkpoint_restore_models_and_adam(tmp_path):
     gen = torch.Generator().manual_seed(0)
     real = torch.rand(4, 3, 32, 32, generator=gen) * 2 - 1
     train_step(trained, real, torch.randn(4, 8, generator=gen), StepOptions(), ema_beta=0.5)
-    ckpt.save(tmp_path / "s.safetensors", pack(trained))
+    ckpt.save(tmp_path / "s.safetensors", make_record(networks=pack(trained)))
 
     fresh = build_state(CONFIG, CPU, ONE_PROCESS, capturable=False)
     assert not all(torch.equal(x, y) for x, y in zip(weights(trained), weights(fresh)))
-    unpack(fresh, ckpt.load(tmp_path / "s.safetensors"))
+    unpack(fresh, ckpt.load(tmp_path / "s.safetensors").networks)
     assert all(torch.equal(x, y) for x, y in zip(weights(trained), weights(fresh)))
     for opt_a, opt_b in ((trained.opt_g, fresh.opt_g), (trained.opt_d, fresh.opt_d)):
         for sa, sb in zip(opt_a.state.values(), opt_b.state.values()):

@@ -13,7 +13,10 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-POLICIES = ("color", "translation", "cutout")
+from .config import AUGMENT_TRANSFORMS
+from .config import parse_policy as _canonical_policy
+
+POLICIES = AUGMENT_TRANSFORMS
 
 
 def _uniform(n: int, like: torch.Tensor, gen: torch.Generator | None) -> torch.Tensor:
@@ -89,12 +92,8 @@ TRANSFORMS: dict[str, Callable[[torch.Tensor, torch.Generator | None], torch.Ten
 
 
 def parse_policy(text: str) -> tuple[str, ...]:
-    """'color,translation,cutout' -> a tuple of transform names; 'colour' is accepted too."""
-    names = tuple(p.strip().replace("colour", "color") for p in text.split(",") if p.strip())
-    unknown = [n for n in names if n not in TRANSFORMS]
-    if unknown or not names:
-        raise ValueError(f"--augment-policy {text!r}: unknown transform(s) {unknown}; choose from {', '.join(POLICIES)}")
-    return names
+    """'color,translation,cutout' -> a tuple of transform names ('colour' is accepted); ValueError otherwise."""
+    return tuple(_canonical_policy(text).split(","))
 
 
 class Augmenter:

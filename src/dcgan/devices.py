@@ -9,8 +9,11 @@ from collections.abc import Iterator
 
 import torch
 
+from .errors import UserError
+from .plan import Machine
 
-class DeviceError(Exception):
+
+class DeviceError(UserError):
     """The requested device is not available here."""
 
 
@@ -26,6 +29,8 @@ def resolve_device(name: str) -> torch.device:
         raise DeviceError("--device cuda: no CUDA GPU is visible to PyTorch here (try --device auto)")
     if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
         raise DeviceError("--device mps: Apple's Metal backend is not available here (try --device auto)")
+    if name not in ("cpu", "cuda", "mps"):
+        raise DeviceError(f"--device must be auto, cpu, cuda or mps, got {name!r}")
     return torch.device(name)
 
 
@@ -39,14 +44,21 @@ def cpu_has_fast_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-def fast_defaults(device: torch.device) -> tuple[bool, bool]:
-    """(amp, channels_last) that run fastest on this device without costing quality."""
+def machine(device: torch.device, processes: int = 1) -> Machine:
+    """The facts of this device that a run's plan depends on."""
     if device.type == "cuda":
-        return torch.cuda.is_bf16_supported(), True
-    if device.type == "cpu":
+        fast = torch.cuda.is_bf16_supported()
+    elif device.type == "cpu":
         fast = cpu_has_fast_bf16()
-        return fast, fast
-    return False, False
+    else:
+        fast = False
+    return Machine(device=device.type, fast_bf16=fast, threads=torch.get_num_threads(), processes=processes)
+
+
+def fast_defaults(device: torch.device) -> tuple[bool, bool]:
+    """(amp, channels_last) that run fastest on this device without costing quality (as a plan decides them)."""
+    fast = machine(device).fast_bf16 and device.type in ("cpu", "cuda")
+    return fast, fast
 
 
 def busy_cores_hint(busy: float, cores: int, threads: int) -> str | None:

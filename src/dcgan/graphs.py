@@ -1,8 +1,8 @@
 """The whole training step in one CUDA graph (``--cuda-graphs``): captured once, replayed every step.
 
-At batch 128 a DCGAN step on a GPU waits on kernel launches, not arithmetic: issue 8 measured 14,154
-images/s eager on an H100 against 25,832 (fp32) to 43,131 (bf16 + channels_last) with the whole
-iteration captured in one graph. The graph here holds everything between a row of dataset indices and
+At small batches a DCGAN step on a GPU can wait on kernel launches rather than arithmetic; replaying the
+whole iteration from one graph removes the launches (how much that buys here is unmeasured: see
+BENCHMARKS.md). The graph here holds everything between a row of dataset indices and
 the updated weights: gathering the uint8 images (resident on the GPU), conversion to the model range,
 the mirror flip, augmentation, both losses, both backward passes, both Adam steps (``capturable``) and
 the EMA. Outside it, each step costs four small launches: copying the batch's row of the epoch's
@@ -27,20 +27,22 @@ import torch
 
 from .augment import Augmenter, random_flip
 from .dataset import EpochSampler
-from .step import GanState, StepOptions, to_model_range, train_step
+from .images import to_model_range
+from .plan import RunPlan
+from .step import GanState, StepOptions, train_step
 
 METRICS = ("d_loss", "d_real", "d_fake", "d_real_sign", "g_loss")
 WARMUP_STEPS = 3  # eager steps on a side stream before capture, as PyTorch's CUDA-graph notes ask
 
 
-def unsupported(config, distributed: bool, images_on_device: bool) -> str | None:
+def unsupported(config: RunPlan, distributed: bool, images_on_device: bool) -> str | None:
     """Why this run cannot use whole-step graphs, or None when it can."""
     reasons = []
     if distributed:
         reasons.append("torchrun (DDP's gradient all-reduce is not captured here)")
     if config.alternate:
         reasons.append("the alternate D/G schedule")
-    if config.d_skip_below is not None:
+    if config.d_skip_below > 0:
         reasons.append("--d-skip-below (it reads D's loss on the host every step)")
     if config.r1_gamma > 0:
         reasons.append("--r1-gamma (the lazy penalty makes two kinds of step)")
@@ -49,7 +51,7 @@ def unsupported(config, distributed: bool, images_on_device: bool) -> str | None
     return "; ".join(reasons) or None
 
 
-def graphs_usable(config, device: torch.device, distributed: bool, images: np.ndarray | torch.Tensor,
+def graphs_usable(config: RunPlan, device: torch.device, distributed: bool, images: np.ndarray | torch.Tensor,
                   say: Callable[[str], None]) -> bool:
     """--cuda-graphs asked: whether this run can have them, saying why not (it then trains without)."""
     on_device = isinstance(images, torch.Tensor) or device.type != "cuda"
@@ -100,8 +102,8 @@ class StepGraph:
         self.epoch = -1  # the epoch whose index table is on the device
 
     @classmethod
-    def for_run(cls, state: GanState, options: StepOptions, images: np.ndarray | torch.Tensor, config,
-                policy: tuple[str, ...]) -> StepGraph:
+    def for_run(cls, state: GanState, options: StepOptions, images: np.ndarray | torch.Tensor,
+                config: RunPlan) -> StepGraph:
         """The trainer's graph: captured on a GPU, run eagerly elsewhere (where it reads the memory map)."""
         if isinstance(images, np.ndarray):
             with warnings.catch_warnings():  # a read-only memory map: the step only reads it
@@ -110,8 +112,8 @@ class StepGraph:
         if images.device.type == "cuda":
             # Augmentation and mirror flips inside the graph draw from the device's default generator.
             torch.cuda.manual_seed(config.seed + 2_000_003)
-        return cls(state, options, images, config.batch_size, config.model.latent_dim,
-                   policy if config.augment == "diffaugment" else None, config.mirror,
+        policy = tuple(config.augment_policy.split(",")) if config.augment == "diffaugment" else None
+        return cls(state, options, images, config.batch_size, config.model.latent_dim, policy, config.mirror,
                    capture=images.device.type == "cuda")
 
     def step(self, sampler: EpochSampler, z_generator: torch.Generator, ema_beta: float,

@@ -1,25 +1,34 @@
 """Finding image files in a messy folder and decoding one file into a square uint8 array.
 
-Knows nothing of models or caches. Every failure of one file becomes a reason string, never an
-exception that stops the run.
+Knows nothing of models or caches. Every failure of one file (unreadable, a dangling or looping link,
+not an image, truncated, a decompression bomb) becomes a reason string, never an exception that stops
+the run.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import io
 import os
-import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageColor, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .config import parse_colour
+from .runs import looks_like_run
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
-# Pillow's own hard limit (2x MAX_IMAGE_PIXELS, about 179 megapixels): a header that claims more is a
-# decompression bomb, not a photo.
-MAX_PIXELS = 2 * 89_478_485
+# What decoding one image may allocate. Pillow's own guard counts the pixels a header claims (89 M warns,
+# 179 M fails), which turns away a 102-megapixel phone photo that, decoded at a reduced scale (JPEG draft
+# mode), needs a few MB. This limit applies to what is actually decoded: a 16k x 16k RGBA PNG (1 GiB) passes,
+# a header claiming 100k x 100k does not.
+MAX_DECODE_BYTES = 1 << 30
+_BYTES_PER_PIXEL = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16B": 2, "I;16L": 2, "I;16N": 2}  # others: 4 (RGBX, I, F)
 
 
 @dataclass(frozen=True)
@@ -30,31 +39,70 @@ class ScanResult:
     ignored: list[tuple[str, str]]
 
 
-def scan_folder(root: str | os.PathLike) -> ScanResult:
+def scan_folder(root: str | os.PathLike, exclude: tuple[str | os.PathLike, ...] = ()) -> ScanResult:
     """Recursively list image files under root: case-insensitive extensions, hidden files ignored,
-    symbolic links followed once (a link back to a parent cannot loop)."""
+    symbolic links followed once (a link back to a parent cannot loop), dangling or looping links and
+    dcgan run folders (a run trained with --out inside the data, or any folder in ``exclude``) passed over
+    with their reason."""
     root = Path(root)
     images: list[str] = []
     ignored: list[tuple[str, str]] = []
     seen_dirs: set[tuple[int, int]] = set()
+    excluded = {_identity(p) for p in exclude} - {None}
     for dirpath, dirnames, filenames in os.walk(root, followlinks=True):
-        st = os.stat(dirpath)
+        try:
+            st = os.stat(dirpath)
+        except OSError:
+            dirnames[:] = []
+            continue
         key = (st.st_dev, st.st_ino)
         if key in seen_dirs:
             dirnames[:] = []
             continue
         seen_dirs.add(key)
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        kept = []
+        for d in sorted(d for d in dirnames if not d.startswith(".")):
+            full = os.path.join(dirpath, d)
+            rel = os.path.relpath(full, root)
+            if _identity(full) in excluded or looks_like_run(full):
+                ignored.append((rel + os.sep, "a dcgan run folder (its samples are not training data)"))
+            else:
+                kept.append(d)
+        dirnames[:] = kept
         for name in filenames:
             rel = os.path.relpath(os.path.join(dirpath, name), root)
             if name.startswith("."):
                 continue
-            if Path(name).suffix.lower() in IMAGE_EXTENSIONS:
+            problem = _link_problem(os.path.join(dirpath, name))
+            if problem:
+                ignored.append((rel, problem))
+            elif Path(name).suffix.lower() in IMAGE_EXTENSIONS:
                 images.append(rel)
             else:
                 ignored.append((rel, "not an image extension"))
     images.sort()
     return ScanResult(images=images, ignored=sorted(ignored))
+
+
+def _identity(path: str | os.PathLike) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+def _link_problem(path: str) -> str | None:
+    """Why a directory entry cannot be read as a file (a dangling or looping symbolic link), or None."""
+    try:
+        os.stat(path)
+    except FileNotFoundError:
+        return "dangling symbolic link (its target does not exist)"
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return "symbolic link loop"
+        return f"unreadable: {e.strerror or e}"
+    return None
 
 
 @dataclass(frozen=True)
@@ -76,21 +124,6 @@ class Decoded:
     upscaled: bool = False
     digest: str = ""
     reason: str = ""
-
-
-def parse_colour(text: str) -> tuple[int, int, int]:
-    """'white', '#112233' or '12,34,56' -> an RGB triple; raises ValueError with a clear message."""
-    text = text.strip()
-    if "," in text:
-        parts = [int(p) for p in text.split(",")]
-        if len(parts) == 3 and all(0 <= p <= 255 for p in parts):
-            return parts[0], parts[1], parts[2]
-        raise ValueError(f"colour {text!r}: expected three numbers 0-255")
-    try:
-        rgb = ImageColor.getrgb(text)
-    except ValueError:
-        raise ValueError(f"unknown colour {text!r} (use a name like 'white' or '#rrggbb')") from None
-    return rgb[0], rgb[1], rgb[2]
 
 
 def _to_8bit(img: Image.Image) -> Image.Image:
@@ -134,6 +167,18 @@ def _shape(img: Image.Image, settings: DecodeSettings, background: tuple[int, in
     return ImageOps.fit(img, size, Image.Resampling.LANCZOS, centering=(0.5, 0.5))
 
 
+@contextlib.contextmanager
+def _decoded_size_limit() -> Iterator[None]:
+    """Turn off Pillow's header-size guard while one file decodes; ``decode_file`` checks what decoding
+    allocates instead (MAX_DECODE_BYTES), after JPEG draft mode has reduced the size."""
+    saved = Image.MAX_IMAGE_PIXELS
+    Image.MAX_IMAGE_PIXELS = None
+    try:
+        yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved
+
+
 def decode_file(path: str, settings: DecodeSettings) -> Decoded:
     """Decode one file to (size, size, 3) uint8, or return the reason it cannot be used."""
     background = parse_colour(settings.background)
@@ -146,26 +191,28 @@ def decode_file(path: str, settings: DecodeSettings) -> Decoded:
         return Decoded(None, reason="empty file")
     digest = hashlib.sha1(data).hexdigest()
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
+        with _decoded_size_limit():
             img = Image.open(io.BytesIO(data))
-            width, height = img.size
-            if width * height > MAX_PIXELS:
-                return Decoded(None, digest=digest, reason=f"decompression bomb ({width}x{height} pixels)")
+            claimed = img.size
             if img.format == "JPEG":
-                # Let libjpeg decode at a reduced scale when the photo is much larger than needed.
+                # libjpeg decodes at 1/2, 1/4 or 1/8 scale when the photo is much larger than needed.
                 img.draft("RGB", (settings.size, settings.size))
+            width, height = img.size
+            needed = width * height * _BYTES_PER_PIXEL.get(img.mode, 4)
+            if needed > MAX_DECODE_BYTES:
+                return Decoded(None, digest=digest, reason=f"decompression bomb ({claimed[0]}x{claimed[1]} pixels "
+                                                           f"would take {needed / 2**30:.1f} GiB to decode)")
             img.load()
             img = ImageOps.exif_transpose(img)
             img, grayscale = _flatten(img, background)
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        return Decoded(None, digest=digest, reason="decompression bomb (header claims too many pixels)")
     except UnidentifiedImageError:
         return Decoded(None, digest=digest, reason="not an image (unrecognised format)")
-    except (OSError, SyntaxError, ValueError, EOFError) as e:
+    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as e:
         text = str(e)
         reason = "truncated or corrupt" if "truncated" in text or "broken" in text else f"cannot decode: {text}"
         return Decoded(None, digest=digest, reason=reason)
+    except MemoryError:
+        return Decoded(None, digest=digest, reason="decompression bomb (ran out of memory decoding it)")
     short = min(img.size)
     if short < settings.min_size:
         return Decoded(None, digest=digest, reason=f"too small ({img.size[0]}x{img.size[1]})")

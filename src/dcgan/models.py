@@ -1,6 +1,6 @@
 """The DCGAN generator and discriminator (Radford et al. 2015), built for any supported size.
 
-Guidelines from the paper, as the tutorial in shared/SEED.md explains them:
+Guidelines from the paper, as the tutorial this project grew from explains them (see README):
 no pooling (strided convolutions down, transposed convolutions up), batch norm everywhere except
 G's output and D's input, ReLU in G with tanh (or sigmoid) on the output, LeakyReLU(0.2) in D,
 weights drawn from N(0, 0.02). D returns logits: the sigmoid lives in the loss, where it is safe
@@ -17,7 +17,7 @@ import math
 import torch
 from torch import nn
 
-from .config import ModelConfig
+from .config import ModelSpec
 
 
 def start_size(image_size: int) -> int:
@@ -38,7 +38,7 @@ def _widths(width: int, max_mult: int, stages: int) -> list[int]:
 class Generator(nn.Module):
     """z (B, latent_dim) -> image (B, C, S, S) in [-1, 1] (tanh) or [0, 1] (sigmoid)."""
 
-    def __init__(self, config: ModelConfig, channels: int) -> None:
+    def __init__(self, config: ModelSpec) -> None:
         super().__init__()
         self.latent_dim = config.latent_dim
         stages = num_stages(config.image_size)
@@ -57,7 +57,7 @@ class Generator(nn.Module):
                 nn.ReLU(inplace=True),
             ]
         # Output layer: no batch norm (the paper found it destabilises training).
-        layers.append(nn.ConvTranspose2d(widths[-1], channels, 4, 2, 1, bias=False))
+        layers.append(nn.ConvTranspose2d(widths[-1], config.channels, 4, 2, 1, bias=False))
         layers.append(nn.Tanh() if config.output == "tanh" else nn.Sigmoid())
         self.net = nn.Sequential(*layers)
         init_weights(self)
@@ -69,12 +69,13 @@ class Generator(nn.Module):
 class Discriminator(nn.Module):
     """image (B, C, S, S) -> logits (B,)."""
 
-    def __init__(self, config: ModelConfig, channels: int) -> None:
+    def __init__(self, config: ModelSpec) -> None:
         super().__init__()
         stages = num_stages(config.image_size)
         widths = _widths(config.d_width, config.max_width_mult, stages)
         # Input layer: no batch norm (the paper's guideline).
-        layers: list[nn.Module] = [nn.Conv2d(channels, widths[0], 4, 2, 1, bias=False), nn.LeakyReLU(0.2, True)]
+        layers: list[nn.Module] = [nn.Conv2d(config.channels, widths[0], 4, 2, 1, bias=False),
+                                   nn.LeakyReLU(0.2, True)]
         for c_in, c_out in zip(widths[:-1], widths[1:]):
             # With spectral norm the layer's scale is already controlled; batch norm would fight it (SNGAN has none).
             norm = nn.Identity() if config.spectral_norm else nn.BatchNorm2d(c_out)
@@ -110,8 +111,6 @@ def init_weights(module: nn.Module) -> None:
             nn.init.zeros_(m.bias)
 
 
-def build_models(config: ModelConfig) -> tuple[Generator, Discriminator]:
-    """Both networks for a config whose channel count is known."""
-    if config.channels is None or config.g_width is None or config.d_width is None:
-        raise ValueError("ModelConfig.channels and widths must be resolved (from the data) before building models")
-    return Generator(config, config.channels), Discriminator(config, config.channels)
+def build_models(spec: ModelSpec) -> tuple[Generator, Discriminator]:
+    """Both networks, with the initial weights drawn from torch's global stream."""
+    return Generator(spec), Discriminator(spec)

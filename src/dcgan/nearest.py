@@ -6,12 +6,12 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
-from .metrics import Extractor, MetricsError, run_data, folder_features, generated_images
+from .metrics import Extractor, MetricsError, folder_features, generated_images
 
 
 def nearest_neighbours(query: np.ndarray, pool: np.ndarray, k: int = 1, exclude: np.ndarray | None = None,
@@ -65,13 +65,15 @@ def nearest_real(run: str | os.PathLike, real_dir: str | os.PathLike, extractor:
     closer to a training image than real images are to each other is likely a copy.
     """
     from .devices import resolve_device
-    from .sampling import load_generator
+    from .runs import load_generator
 
     if n < 1 or k < 1:
         raise MetricsError("-n and -k must be at least 1")
-    generator, config, _ = load_generator(run, resolve_device(device), ema=ema)
-    generated = np.concatenate(list(generated_images(generator, config.model.latent_dim, config.model.output, n)))
-    real = folder_features(real_dir, extractor, config.model.image_size, run_data(config), progress=progress)
+    loaded = load_generator(run, resolve_device(device), ema=ema)
+    generated = np.concatenate(list(generated_images(loaded.net, loaded.model.latent_dim, loaded.model.output, n)))
+    # Real images decoded as the run decoded its training data, into the default cache.
+    real = folder_features(real_dir, extractor, loaded.model.image_size, replace(loaded.data, cache_dir=None),
+                           progress=progress)
     fake_features = np.asarray(extractor(generated), np.float32)
     idx, dist = nearest_neighbours(fake_features, real.features, k)
     real_to_real = float("nan")
@@ -87,7 +89,7 @@ def nearest_real(run: str | os.PathLike, real_dir: str | os.PathLike, extractor:
 
 def nearest_grid(result: NearestResult) -> Any:
     """One row per seed: the generated image, then its nearest real images, labelled by distance."""
-    from .sampling import label_scale, make_grid
+    from .images import label_scale, make_grid
 
     n, k = result.neighbours.shape[:2]
     channels = max(result.generated.shape[-1], result.neighbours.shape[-1])

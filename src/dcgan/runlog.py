@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
 import time
@@ -12,14 +13,17 @@ from typing import Any
 
 from PIL import Image, ImageDraw
 
+from .files import atomic_write
+
 METRIC_COLUMNS = ("step", "epoch", "d_loss", "g_loss", "d_real", "d_fake", "images_per_sec")
 
 
 class RunLog:
     """Appends rows to metrics.csv (and TensorBoard when installed); new columns extend the header."""
 
-    def __init__(self, run_dir: str | os.PathLike, tensorboard: bool = True) -> None:
-        self.path = Path(run_dir) / "metrics.csv"
+    def __init__(self, path: str | os.PathLike, tensorboard: str | os.PathLike | None = None) -> None:
+        """Rows go to ``path`` (metrics.csv); events to the ``tensorboard`` folder when given and installed."""
+        self.path = Path(path)
         self.columns: list[str] = list(METRIC_COLUMNS)
         if self.path.exists():
             with open(self.path, newline="", encoding="utf-8") as f:
@@ -27,11 +31,11 @@ class RunLog:
             if header:
                 self.columns = header
         self.writer = None
-        if tensorboard:
+        if tensorboard is not None:
             try:
                 from torch.utils.tensorboard import SummaryWriter
 
-                self.writer = SummaryWriter(log_dir=str(Path(run_dir) / "tensorboard"))
+                self.writer = SummaryWriter(log_dir=str(tensorboard))
             except ImportError:  # tensorboard is optional: metrics.csv has everything
                 self.writer = None
 
@@ -44,12 +48,11 @@ class RunLog:
         self._rewrite(kept)
 
     def _rewrite(self, rows: list[dict[str, Any]]) -> None:
-        tmp = self.path.with_suffix(".csv.tmp")
-        with open(tmp, "w", newline="", encoding="utf-8") as f:
-            w = csv.DictWriter(f, fieldnames=self.columns, extrasaction="ignore")
-            w.writeheader()
-            w.writerows(rows)
-        os.replace(tmp, self.path)
+        text = io.StringIO(newline="")
+        w = csv.DictWriter(text, fieldnames=self.columns, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+        atomic_write(self.path, text.getvalue().encode("utf-8"), durable=False)
 
     def log(self, row: dict[str, Any]) -> None:
         new = [k for k in row if k not in self.columns]
@@ -150,6 +153,5 @@ def plot_losses(metrics_path: str | os.PathLike, out_path: str | os.PathLike,
         if len(pts) >= 2:
             draw.line([to_px(s, v) for s, v in pts], fill=colours[i % len(colours)], width=2)
         draw.text((left + 10 + 80 * i, 8), k, fill=colours[i % len(colours)])
-    Path(out_path).parent.mkdir(parents=True, exist_ok=True)
-    img.save(out_path)
+    atomic_write(out_path, lambda f: img.save(f, format="PNG"), durable=False)
     return True

@@ -12,10 +12,10 @@ from typing import Any
 
 import torch
 
-from .config import TrainConfig
 from .distributed import DistContext, sync_batchnorm
 from .graphs import set_capturable
 from .models import build_models
+from .plan import RunPlan
 from .step import GanState
 
 
@@ -24,19 +24,19 @@ def unwrap(module: torch.nn.Module) -> torch.nn.Module:
     return getattr(module, "module", module)
 
 
-def build_state(cfg: TrainConfig, device: torch.device, dist: DistContext, capturable: bool) -> GanState:
+def build_state(plan: RunPlan, device: torch.device, dist: DistContext, capturable: bool) -> GanState:
     """G, D, the EMA copy of G and both Adams, on the device; wrapped for DDP under torchrun.
 
     The initial weights depend on the seed alone: they are drawn in a forked global stream, which is
     left as it was. ``capturable`` keeps Adam's step count on the device, as a captured CUDA graph needs.
     """
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(cfg.seed)
-        generator, discriminator = build_models(cfg.model)
-    if dist.enabled and cfg.sync_bn:
+        torch.manual_seed(plan.seed)
+        generator, discriminator = build_models(plan.model)
+    if dist.enabled and plan.sync_bn:
         generator, discriminator = sync_batchnorm(generator), sync_batchnorm(discriminator)
-    ema = copy.deepcopy(generator).eval().requires_grad_(False) if cfg.ema else None
-    memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    ema = copy.deepcopy(generator).eval().requires_grad_(False) if plan.ema else None
+    memory_format = torch.channels_last if plan.channels_last else torch.contiguous_format
     for net in (generator, discriminator, ema):
         if net is not None:
             net.to(device, memory_format=memory_format)
@@ -45,10 +45,10 @@ def build_state(cfg: TrainConfig, device: torch.device, dist: DistContext, captu
 
         ids = [device.index] if device.type == "cuda" else None
         generator, discriminator = DDP(generator, device_ids=ids), DDP(discriminator, device_ids=ids)
-    adam = {"betas": (cfg.beta1, cfg.beta2), "capturable": capturable}
+    adam = {"betas": (plan.beta1, plan.beta2), "capturable": capturable}
     return GanState(generator=generator, discriminator=discriminator, ema=ema,
-                    opt_g=torch.optim.Adam(generator.parameters(), lr=cfg.lr_g, **adam),
-                    opt_d=torch.optim.Adam(discriminator.parameters(), lr=cfg.lr_d, **adam))
+                    opt_g=torch.optim.Adam(generator.parameters(), lr=plan.lr_g, **adam),
+                    opt_d=torch.optim.Adam(discriminator.parameters(), lr=plan.lr_d, **adam))
 
 
 def pack(state: GanState) -> dict[str, Any]:

@@ -13,7 +13,11 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .images import to_model_range
 from .losses import decision_threshold, get_losses
+
+__all__ = ["GanState", "StepOptions", "discriminator_step", "generator_step", "train_step", "to_model_range",
+           "update_ema", "ema_beta_at"]
 
 Augment = Callable[[torch.Tensor], torch.Tensor]
 
@@ -37,16 +41,9 @@ class StepOptions:
     output: str = "tanh"
     amp: bool = False
     channels_last: bool = False
-    d_skip_below: float | None = None
+    d_skip_below: float = 0.0  # 0 = never skip
     r1_weight: float = 0.0  # gamma / 2 * lazy interval; applied only on steps the caller marks
     cast_cache: bool = True  # autocast's cache of low-precision weights; off inside a CUDA graph capture
-
-
-def to_model_range(images: torch.Tensor, output: str, channels_last: bool = False) -> torch.Tensor:
-    """uint8 (B, H, W, C) -> float (B, C, H, W) in [-1, 1] (tanh) or [0, 1] (sigmoid)."""
-    x = images.permute(0, 3, 1, 2).float()
-    x = x / 127.5 - 1.0 if output == "tanh" else x / 255.0
-    return x.contiguous(memory_format=torch.channels_last if channels_last else torch.contiguous_format)
 
 
 def _autocast(device: torch.device, options: StepOptions) -> contextlib.AbstractContextManager:
@@ -106,7 +103,7 @@ def _update_discriminator(state: GanState, real: torch.Tensor, fake: torch.Tenso
         loss = loss + options.r1_weight * penalty
         metrics["r1"] = penalty.detach()
     updated = torch.ones((), device=real.device)
-    if options.d_skip_below is not None and metrics["d_loss"].item() < options.d_skip_below:
+    if options.d_skip_below > 0 and metrics["d_loss"].item() < options.d_skip_below:
         # The tutorial's rule: a D that already wins this clearly is left alone for this batch.
         updated = torch.zeros((), device=real.device)
     else:

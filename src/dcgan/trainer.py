@@ -1,24 +1,19 @@
-"""The training schedule: data, steps, progress grids, checkpoints, logs and resume.
+"""The training schedule: a run built whole from its plan, then a loop of steps and periodic actions.
 
-The arithmetic of a step lives in ``step``; this module decides when things happen and what is
-written where. Run folder layout:
-
-    RUN_DIR/config.json          every setting, enough to rebuild the models
-    RUN_DIR/data_report.json     what was done with every file of the data folder
-    RUN_DIR/checkpoints/         step-XXXXXXXX.safetensors (whole state; the newest --keep of them)
-    RUN_DIR/samples/             step-XXXXXXXX.png grids, always from the same fixed z
-    RUN_DIR/metrics.csv          step, epoch, losses, D outputs, images/second
-    RUN_DIR/tensorboard/         event files (when tensorboard is installed)
-    RUN_DIR/losses.png           the losses against the step, drawn at the end
+``Trainer(...)`` does all the set-up (lock the run folder, prepare the data, resolve the plan, build the
+networks, restore a checkpoint) and is usable when it returns; ``run()`` only loops. The arithmetic of a
+step lives in ``step``, how a step is taken in ``steppers``, where files go in ``runs``. This is the only
+module that knows about ranks: rank 0 alone talks and writes.
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
+import shutil
 import signal
 import sys
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,145 +24,184 @@ import torch
 
 from . import __version__
 from . import checkpoint as ckpt
-from .augment import Augmenter, adjust_p, parse_policy, random_flip
-from .config import ConfigError, TrainConfig, save_json, to_dict
-from .dataset import EpochSampler, prepare_dataset, summary_line
-from .devices import OthersBusy, busy_cores_hint, cpu_threads, resolve_device
+from .augment import Augmenter, adjust_p, parse_policy
+from .config import TrainConfig
+from .dataset import EpochSampler, PreparedData, prepare_dataset, summary_line
+from .devices import OthersBusy, busy_cores_hint, cpu_threads, machine, resolve_device
 from .distributed import DistContext, all_mean, barrier, shutdown
 from .distributed import init as init_distributed
-from .feed import BatchFeed
+from .errors import UserError
+from .files import write_json
 from .graphs import StepGraph, graphs_usable
+from .images import make_grid, save_image
+from .monitor import Monitor, diversity
+from .plan import UNTIL_TIME, DataFacts, RunPlan, continue_plan, describe, format_duration, resolve, too_short
+from .progress import RunClock, progress_bar
 from .rngstate import capture, restore
 from .runlog import MetricWindow, RunLog, plot_losses
-from .runplan import resolve_config, total_steps
+from .runs import RunFolder, RunLock, latest_checkpoint, prune
 from .runstate import build_state, pack, unpack, unwrap
-from .sampling import generate, make_grid, save_image, z_from_seeds
-from .step import StepOptions, discriminator_step, ema_beta_at, generator_step, to_model_range, train_step
+from .sampling import generate, z_from_seeds
+from .step import StepOptions, ema_beta_at
+from .steppers import AlternateStep, EagerStep, GraphStep, Latents, RealBatches, Stepper
 
 MAX_ROLLBACKS = 3
-MIN_GRID_STEPS = 100  # default progress grids: after an epoch, at least this many steps apart
 ADA_INTERVAL = 4  # steps between adjustments of the adaptive augmentation probability
+SPEED_REPORT_STEP = 25  # the speed and the time the run will take are stated after this many steps
 
 
-class TrainingError(Exception):
+class TrainingError(UserError):
     """Training cannot start or continue; the message says why (shown without a traceback)."""
 
 
 @dataclass(frozen=True)
 class TrainResult:
-    """Where a finished (or interrupted) run left its outputs."""
+    """Where a finished (or stopped) run left its outputs, and why it stopped."""
 
     run_dir: Path
     step: int
-    checkpoint: Path
-    interrupted: bool = False
+    checkpoint: Path | None
+    stop_reason: str  # "steps", "time", "patience", "signal" or "nothing to do"
+    elapsed: float  # seconds this command took
+    kimg: float  # thousands of real images D has seen over the whole run
     main_process: bool = True  # False on torchrun ranks other than 0, which write nothing
 
+    @property
+    def interrupted(self) -> bool:
+        return self.stop_reason == "signal"
 
-def check_writable(run_dir: Path) -> None:
-    """Fail before any work when the run folder cannot be created or written."""
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        probe = run_dir / f".write-test-{os.getpid()}"
-        probe.write_bytes(b"ok")
-        probe.unlink()
-    except OSError as e:
-        raise TrainingError(f"cannot write to the output folder {str(run_dir)!r}: {e.strerror or e}") from None
+
+@dataclass(frozen=True)
+class Periodic:
+    """Work done every ``every`` steps (and at the last step when ``at_end``)."""
+
+    every: int
+    action: Callable[[], Any]
+    at_end: bool = True
+
+    def due(self, step: int, last: int) -> bool:
+        return bool(self.every) and (step % self.every == 0 or (self.at_end and step == last))
+
+
+def prepare_run(data_dir: str | os.PathLike, run_dir: Path, request: TrainConfig, dist: DistContext,
+                device: torch.device, say: Callable[[str], None],
+                continuing: RunPlan | None = None) -> tuple[PreparedData, RunPlan]:
+    """Decode (or find) the data and resolve the plan (keeping a resumed run's decisions, see
+    ``plan.continue_plan``): the part of set-up that --dry-run shares."""
+    if dist.enabled and request.batch_size % dist.world:
+        raise TrainingError(f"--batch-size {request.batch_size} (the global batch) must be divisible by the "
+                            f"{dist.world} processes")
+    if dist.enabled and request.d_skip_below is not None:
+        raise TrainingError("--d-skip-below is a single-process rule (the tutorial's); drop it under torchrun")
+    # Measured across the data preparation below, which then hides the measuring window.
+    others = OthersBusy() if device.type == "cpu" and request.threads is None and not dist.enabled else None
+    # One process per machine decodes; the others then find the cache.
+    if dist.local_rank != 0:
+        barrier(dist)
+    data = prepare_dataset(data_dir, request.model.image_size, request.data, channels=request.model.channels,
+                           progress=request.progress and dist.is_main, exclude=(run_dir,))
+    if dist.local_rank == 0:
+        barrier(dist)
+    say(summary_line(data.report))
+    if others is not None:
+        hint = busy_cores_hint(others.cores(), os.cpu_count() or 1, torch.get_num_threads())
+        if hint:
+            say(hint)
+    plan = resolve(request, DataFacts(images=data.report["used"], channels=data.report["channels"]),
+                   machine(device, dist.world))
+    return data, plan if continuing is None else continue_plan(plan, continuing)
 
 
 class Trainer:
-    """Runs one training job into a run folder. Build it, then call ``run()``."""
+    """One training job into a run folder, built whole: every method works once the constructor returns."""
 
     def __init__(self, data_dir: str | os.PathLike, run_dir: str | os.PathLike, config: TrainConfig,
                  resume: bool = False, allow_data_change: bool = False,
                  say: Callable[[str], None] | None = None) -> None:
+        self.started = time.monotonic()
         self.data_dir = Path(data_dir)
-        self.run_dir = Path(run_dir)
+        self.folder = RunFolder(Path(run_dir))
         self.dist = DistContext.from_env()
         speak = say or (lambda msg: print(msg, file=sys.stderr))
-        self.say = speak if self.dist.is_main else (lambda msg: None)  # rank 0 alone talks and writes
+        self.say: Callable[[str], None] = speak if self.dist.is_main else (lambda msg: None)
         # After torchrun's elastic restart every worker continues from the last checkpoint.
-        self.resume = resume or (self.dist.restarts > 0 and ckpt.latest_checkpoint(Path(run_dir) / "checkpoints")
-                                 is not None)
-        self.allow_data_change = allow_data_change
-        self.requested = config
-        self._stop_signal: int | None = None
-        self.rollbacks = 0
-        self.best_fid = math.inf
-        self._scorer: Any = None
-
-    # --- setup -------------------------------------------------------------------------------------
-    def _setup(self) -> None:
-        if self.dist.is_main:
-            check_writable(self.run_dir)
-            if self.requested.eval_every:
-                from .metrics import inception_path
-
-                inception_path(self.requested.inception)  # a missing metrics extra fails before any work
-        resume_from = ckpt.latest_checkpoint(self.run_dir / "checkpoints") if self.resume else None
-        if self.resume and resume_from is None:
-            raise TrainingError(f"--resume: no checkpoint in {str(self.run_dir / 'checkpoints')!r}")
-        if not self.resume and ckpt.latest_checkpoint(self.run_dir / "checkpoints") is not None:
-            raise TrainingError(f"{str(self.run_dir)!r} already holds a trained run: add --resume to continue it, "
-                                "or choose another --out")
-        self.device = init_distributed(self.dist, resolve_device(self.requested.device))
-        config = self.requested
-        # Measured across the data preparation below, which then hides the measuring window.
-        others = OthersBusy() if self.device.type == "cpu" and config.threads is None and not self.dist.enabled \
-            else None
-        if self.dist.enabled:
-            if config.batch_size % self.dist.world:
-                raise ConfigError(f"--batch-size {config.batch_size} (the global batch) must be divisible by the "
-                                  f"{self.dist.world} processes")
-            if config.d_skip_below is not None:
-                raise ConfigError("--d-skip-below is a single-process rule (the tutorial's); drop it under torchrun")
-        # One process per machine decodes; the others then find the cache.
-        if self.dist.local_rank != 0:
-            barrier(self.dist)
-        self.data = prepare_dataset(self.data_dir, config.model.image_size, config.data,
-                                    channels=config.model.channels, progress=config.progress and self.dist.is_main)
-        if self.dist.local_rank == 0:
-            barrier(self.dist)
-        self.say(summary_line(self.data.report))
-        if others is not None:
-            hint = busy_cores_hint(others.cores(), os.cpu_count() or 1, torch.get_num_threads())
-            if hint:
-                self.say(hint)
-        self.config = resolve_config(config, self.data, self.device, self.say)
-
-        cfg = self.config
-        self.images = self._images_on_device()
-        self.feed = BatchFeed(self.images, self.device)
-        use_graphs = cfg.cuda_graphs and graphs_usable(cfg, self.device, self.dist.enabled, self.images, self.say)
-        # A captured Adam step must keep its step count on the device.
-        self.state = build_state(cfg, self.device, self.dist, capturable=use_graphs and self.device.type == "cuda")
-        self.options = StepOptions(loss=cfg.loss, output=cfg.model.output, amp=cfg.amp,
-                                   channels_last=cfg.channels_last, d_skip_below=cfg.d_skip_below,
-                                   r1_weight=cfg.r1_gamma / 2 * cfg.r1_every)
-        self.z_gen = torch.Generator(device=self.device).manual_seed(cfg.seed)
-        # A stream of its own, so that turning augmentation on or off leaves the z stream unchanged.
-        self.aug_gen = torch.Generator(device=self.device).manual_seed(cfg.seed + 1_000_003 + self.dist.rank)
+        resume = resume or (self.dist.restarts > 0 and self.folder.latest_checkpoint() is not None)
+        self.lock = RunLock(self.folder) if self.dist.is_main else None
+        created = not self.folder.path.exists()
+        if self.lock is not None:
+            self.lock.acquire()
+            if self.lock.took_over:
+                self.say(f"note: took over the lock of a run that ended without releasing it ({self.lock.took_over})")
         try:
-            policy = parse_policy(cfg.augment_policy)
-        except ValueError as e:
-            raise ConfigError(str(e)) from None
-        self.adaptive = cfg.augment_p == "auto"
-        start_p = 0.0 if self.adaptive else float(cfg.augment_p)
-        self.augmenter = Augmenter(policy, start_p if cfg.augment == "diffaugment" else 0.0, self.aug_gen)
-        self.sampler = EpochSampler(self.data.report["used"], cfg.batch_size, cfg.seed)
-        self.total = total_steps(cfg, self.sampler.batches_per_epoch)
+            self._build(config, resume, allow_data_change)
+        except BaseException:
+            self._release(remove_if_empty=created)
+            raise
+
+    # --- set-up ------------------------------------------------------------------------------------
+    def _build(self, request: TrainConfig, resume: bool, allow_data_change: bool) -> None:
+        resume_from = self.folder.latest_checkpoint() if resume else None
+        if resume and resume_from is None:
+            raise TrainingError(f"--resume: no checkpoint in {str(self.folder.checkpoints)!r}")
+        if not resume and self.folder.latest_checkpoint() is not None:
+            raise TrainingError(f"{str(self.folder.path)!r} already holds a trained run: add --resume to continue "
+                                "it, or choose another --out")
+        if request.eval_every and self.dist.is_main:
+            from .metrics import inception_path
+
+            inception_path(request.inception)  # a missing metrics extra fails before any work
+        self.device = init_distributed(self.dist, resolve_device(request.device))
+        continuing = self.folder.saved_plan() if resume_from is not None and self.folder.config.exists() else None
+        self.data, self.plan = prepare_run(self.data_dir, self.folder.path, request, self.dist, self.device, self.say,
+                                           continuing)
+        plan = self.plan
+        self.images = self._images_on_device()
+        use_graphs = plan.cuda_graphs and graphs_usable(plan, self.device, self.dist.enabled, self.images, self.say)
+        # A captured Adam step must keep its step count on the device.
+        self.state = build_state(plan, self.device, self.dist, capturable=use_graphs and self.device.type == "cuda")
+        self.options = StepOptions(loss=plan.loss, output=plan.model.output, amp=plan.amp,
+                                   channels_last=plan.channels_last, d_skip_below=plan.d_skip_below,
+                                   r1_weight=plan.r1_gamma / 2 * plan.r1_every)
+        self.z_gen = torch.Generator(device=self.device).manual_seed(plan.seed)
+        # A stream of its own, so that turning augmentation on or off leaves the z stream unchanged.
+        self.aug_gen = torch.Generator(device=self.device).manual_seed(plan.seed + 1_000_003 + self.dist.rank)
+        start_p = plan.augment_p if plan.augment == "diffaugment" else 0.0
+        self.augmenter = Augmenter(parse_policy(plan.augment_policy), start_p, self.aug_gen)
+        self.batches = RealBatches(self.images, self.device, EpochSampler(plan.images, plan.batch_size, plan.seed),
+                                   self.dist, plan.model.output, plan.channels_last, plan.mirror, self.aug_gen)
+        latents = Latents(self.z_gen, plan.model.latent_dim, self.device, self.dist)
+        self.stepper: Stepper
+        if use_graphs:
+            self.stepper = GraphStep(StepGraph.for_run(self.state, self.options, self.images, plan), self.batches,
+                                     latents, self.say)
+        elif plan.alternate:
+            self.stepper = AlternateStep(self.state, self.options, self.batches, latents, plan.batch_size)
+        else:
+            self.stepper = EagerStep(self.state, self.options, self.batches, latents, plan.batch_size)
+        self.fixed_z = z_from_seeds(range(plan.grid_size), plan.model.latent_dim)
         self.step = 0
-        self.fixed_z = z_from_seeds(range(cfg.grid_size), cfg.model.latent_dim)
-        self.graph = StepGraph.for_run(self.state, self.options, self.images, cfg, policy) if use_graphs else None
-        self.log = RunLog(self.run_dir) if self.dist.is_main else None
+        self.best_fid = math.inf
+        self.evals_since_best = 0
+        self.rollbacks = 0
+        self.stop_reason: str | None = None
+        self._scorer: Any = None
+        self.log = RunLog(self.folder.metrics, self.folder.tensorboard) if self.dist.is_main else None
         if resume_from is not None:
-            self._restore(resume_from)  # refuses before anything in the run folder is rewritten
+            self._restore(resume_from, allow_data_change)  # refuses before anything in the run folder is rewritten
         elif self.log is not None:
             self.log.truncate_after(0)
+        sample = self.data.images[np.random.default_rng(0).permutation(plan.images)[:256]]
+        self.monitor = Monitor(plan.loss, plan.steps, diversity(np.asarray(sample)))
+        self.clock = RunClock(plan.time_budget, self.started)
+        self._end_cost = 2.0  # seconds the end of a run takes (last checkpoint and grid), measured as it goes
+        self.last_grid = -1  # the step of the newest progress grid
+        self.actions = [Periodic(plan.log_every, self._log_row), Periodic(plan.sample_every, self.save_samples),
+                        Periodic(plan.eval_every if self.dist.is_main else 0, self.evaluate),
+                        Periodic(plan.checkpoint_every, self.save_checkpoint, at_end=False)]
+        self.window = MetricWindow()
         if self.dist.is_main:
-            with open(self.run_dir / "data_report.json", "w", encoding="utf-8") as f:
-                json.dump(self.data.report, f, indent=1, ensure_ascii=False)
-            save_json(self.config, str(self.run_dir / "config.json"))
+            write_json(self.folder.report, self.data.report)
+            self.folder.save_plan(plan)
 
     def _images_on_device(self) -> np.ndarray | torch.Tensor:
         """The uint8 dataset: on a GPU when it fits in a quarter of free memory, else the memory map."""
@@ -178,142 +212,131 @@ class Trainer:
                 return torch.from_numpy(np.ascontiguousarray(images)).to(self.device)
         return images
 
-    def _restore(self, path: Path) -> None:
-        try:
-            state = ckpt.load(path)
-        except ckpt.CheckpointError as e:
-            raise TrainingError(str(e)) from None
-        saved_model = state["config"]["model"]
-        if saved_model != to_dict(self.config.model):
-            diff = {k: (saved_model.get(k), v) for k, v in to_dict(self.config.model).items()
-                    if saved_model.get(k) != v}
-            raise TrainingError("cannot resume: the model settings differ from the checkpoint's "
-                                + ", ".join(f"{k}: saved {a!r}, now {b!r}" for k, (a, b) in diff.items()))
-        if state["data_fingerprint"] != self.data.fingerprint and not self.allow_data_change:
-            raise TrainingError("cannot resume: the data folder changed since the checkpoint was written "
-                                "(files added, removed or modified, or other preprocessing); "
-                                "add --allow-data-change to continue on the new data")
-        unpack(self.state, state)
-        restore(self.z_gen, self.aug_gen, state["rng"])
-        if self.graph is not None:
-            self.graph.reset()  # the optimizers' state tensors (and maybe learning rates) were replaced
-        self.augmenter.p = state["augment_p"]
-        self.best_fid = state.get("best_fid", math.inf)
-        self.step = state["step"]
-        pos = state["sampler"]
-        self.sampler = EpochSampler(self.data.report["used"], self.config.batch_size, self.config.seed,
-                                    epoch=pos["epoch"], batch=pos["batch"])
+    def _restore(self, path: Path, allow_data_change: bool = True) -> None:
+        record = ckpt.load(path)
+        if record.model != self.plan.model:
+            saved, now = record.model.__dict__, self.plan.model.__dict__
+            diff = ", ".join(f"{k}: saved {saved[k]!r}, now {now[k]!r}" for k in now if saved[k] != now[k])
+            raise TrainingError(f"cannot resume: the model settings differ from the checkpoint's ({diff})")
+        if record.data_fingerprint != self.data.fingerprint and not allow_data_change:
+            raise TrainingError("cannot resume: the data folder changed since the checkpoint was written (pictures "
+                                "added, removed or changed, or other preprocessing); add --allow-data-change to "
+                                "continue on the new data")
+        unpack(self.state, record.networks)
+        restore(self.z_gen, self.aug_gen, record.rng)
+        if isinstance(self.stepper, GraphStep):
+            self.stepper.reset()  # the optimizers' state tensors (and maybe learning rates) were replaced
+        self.augmenter.p = record.augment_p
+        self.best_fid, self.evals_since_best = record.best_fid, record.evals_since_best
+        self.step = record.step
+        self.batches.sampler = EpochSampler(self.plan.images, self.plan.batch_size, self.plan.seed,
+                                            epoch=record.sampler["epoch"], batch=record.sampler["batch"])
         if self.log is not None:
             self.log.truncate_after(self.step)
-        self.say(f"resumed from {path.name} (step {self.step}, epoch {pos['epoch']})")
+        self.say(f"resumed from {path.name} (step {self.step:,}, epoch {record.sampler['epoch']:,})")
+
+    def _release(self, remove_if_empty: bool = False) -> None:
+        """Give the run folder back; remove it when this run created it and wrote nothing but the lock."""
+        if self.lock is None:
+            return
+        self.lock.release()
+        try:
+            if remove_if_empty and {p.name for p in self.folder.path.iterdir()} <= {self.folder.lock.name}:
+                shutil.rmtree(self.folder.path, ignore_errors=True)
+        except OSError:
+            pass
 
     # --- outputs -----------------------------------------------------------------------------------
-    def _checkpoint_state(self) -> dict[str, Any]:
-        return {
-            "package_version": __version__,
-            "config": to_dict(self.config),
-            "step": self.step,
-            "epoch": self.sampler.epoch,
-            "sampler": self.sampler.position(),
-            **pack(self.state),
-            "rng": capture(self.z_gen, self.aug_gen),
-            "augment_p": self.augmenter.p,
-            "best_fid": self.best_fid,
-            "data_fingerprint": self.data.fingerprint,
-        }
+    def _record(self) -> ckpt.CheckpointRecord:
+        return ckpt.CheckpointRecord(
+            model=self.plan.model, plan=self.plan.to_dict(), step=self.step, epoch=self.batches.sampler.epoch,
+            sampler=self.batches.sampler.position(), networks=pack(self.state), rng=capture(self.z_gen, self.aug_gen),
+            augment_p=float(self.augmenter.p), best_fid=self.best_fid, evals_since_best=self.evals_since_best,
+            data_fingerprint=self.data.fingerprint,
+            package_version=__version__)
 
     def save_checkpoint(self) -> Path:
         """Write the whole state atomically and drop checkpoints beyond --keep."""
-        folder = self.run_dir / "checkpoints"
-        path = folder / ckpt.checkpoint_name(self.step)
+        path = self.folder.checkpoint(self.step)
         if not self.dist.is_main:
             return path
         try:
-            folder.mkdir(exist_ok=True)
-            ckpt.save(path, self._checkpoint_state())
+            ckpt.save(path, self._record())
         except OSError as e:
-            previous = ckpt.latest_checkpoint(folder)
+            previous = self.folder.latest_checkpoint()
             raise TrainingError(f"could not write checkpoint {path.name}: {e.strerror or e}; "
                                 f"the previous checkpoint {previous or '(none)'} is intact") from None
-        ckpt.prune(folder, self.config.keep)
+        prune(self.folder.checkpoints, self.plan.keep)
         return path
 
+    def sampling_generator(self) -> torch.nn.Module:
+        """The generator samples come from: the moving average when there is one."""
+        return self.state.ema if self.state.ema is not None else unwrap(self.state.generator)
+
     def save_samples(self) -> Path:
-        """A grid from the fixed z, from the EMA generator when there is one."""
-        net = self.state.ema if self.state.ema is not None else unwrap(self.state.generator)
-        path = self.run_dir / "samples" / f"step-{self.step:08d}.png"
+        """A grid from the fixed z; the monitor looks at it for a collapsed G."""
+        path = self.folder.sample(self.step)
         if not self.dist.is_main:
             return path
-        pixels = generate(net, self.fixed_z, self.config.model.output)
+        self.last_grid = self.step
+        pixels = generate(self.sampling_generator(), self.fixed_z, self.plan.model.output)
         # Small images are shown enlarged (nearest neighbour) so a grid is readable at a glance.
-        save_image(make_grid(pixels, scale=max(1, 64 // self.config.model.image_size)), path)
+        save_image(make_grid(pixels, scale=max(1, 64 // self.plan.model.image_size)), path, "samples")
+        warning = self.monitor.on_grid(self.step, pixels)
+        if warning:
+            self.say(warning)
         return path
 
     def evaluate(self) -> dict[str, float]:
-        """FID/KID of the sampling generator against the training images; keeps best.safetensors."""
+        """FID/KID/precision/recall of the sampling generator against the training images; keeps the best."""
         from . import metrics
 
-        cfg = self.config
+        plan = self.plan
         if self._scorer is None:
             # The training images are already decoded (memory-mapped): no second scan or decode of the folder.
-            self._scorer = metrics.TrainingScorer(cfg.inception, self.device, self.data.images[:cfg.eval_n], cfg.eval_n)
-        net = self.state.ema if self.state.ema is not None else unwrap(self.state.generator)
-        row = self._scorer(net, cfg.model.latent_dim, cfg.model.output)
+            self._scorer = metrics.TrainingScorer(plan.inception, self.device, self.data.images[:plan.eval_n],
+                                                  plan.eval_n)
+        row = self._scorer(self.sampling_generator(), plan.model.latent_dim, plan.model.output)
         if row["fid"] < self.best_fid:
-            self.best_fid = row["fid"]
-            folder = self.run_dir / "checkpoints"
-            folder.mkdir(exist_ok=True)
-            ckpt.save(folder / "best.safetensors", self._checkpoint_state())
-        self.say(f"step {self.step}: FID {row['fid']:.2f}, KID {row['kid']:.4f} +- {row['kid_std']:.4f} "
-                 f"({cfg.eval_n} samples; best FID {self.best_fid:.2f})")
+            self.best_fid, self.evals_since_best = row["fid"], 0
+            ckpt.save(self.folder.best, self._record())
+        else:
+            self.evals_since_best += 1
+        pr = f", precision {row['precision']:.3f}, recall {row['recall']:.3f}" if "precision" in row else ""
+        self.say(f"step {self.step:,}: FID {row['fid']:.2f}, KID {row['kid']:.4f} +- {row['kid_std']:.4f}{pr} "
+                 f"({plan.eval_n} samples; best FID {self.best_fid:.2f})")
+        if plan.patience and self.evals_since_best >= plan.patience:
+            self.stop_reason = "patience"
+            self.say(f"stopping early: the best FID ({self.best_fid:.2f}) has not improved for {plan.patience} "
+                     f"evaluations (--patience {plan.patience})")
+        if self.log is not None:
+            self.log.log({"step": self.step, "epoch": self.batches.sampler.epoch, **row})
         return row
 
+    def _log_row(self) -> None:
+        # d_updated (the share of D updates made) only means something under the tutorial's skip rule.
+        hidden = {"d_real_sign", "r1"} | (set() if self.plan.d_skip_below > 0 else {"d_updated"})
+        means = self.window.row(self.plan.batch_size * (2 if self.plan.alternate else 1),
+                                lambda v: all_mean(self.dist, v.to(self.device)).item(), hidden)
+        row = {"step": self.step, "epoch": self.batches.sampler.epoch, **means}
+        if self.log is not None:
+            self.log.log(row)
+        warning = self.monitor.on_row(self.step, row["d_real"], row["d_fake"])
+        if warning:
+            self.say(warning)
+
     # --- the loop ----------------------------------------------------------------------------------
-    def _shard(self, n: int) -> slice:
-        # --batch-size is the global batch: each rank takes its own slice of it.
-        per_rank = n // self.dist.world
-        return slice(self.dist.rank * per_rank, (self.dist.rank + 1) * per_rank)
-
-    def _real_batch(self) -> torch.Tensor:
-        idx = self.sampler.next()
-        # The batch after this one, for a feed that fetches ahead (a GPU fed from a host memory map).
-        upcoming = self.sampler.peek() if self.feed.prefetch else None
-        batch = self.feed.get(idx[self._shard(len(idx))],
-                              None if upcoming is None else upcoming[self._shard(len(upcoming))])
-        real = to_model_range(batch, self.config.model.output, self.config.channels_last)
-        if self.config.mirror:
-            real = random_flip(real, self.aug_gen)
-        return real
-
-    def _z(self, n: int) -> torch.Tensor:
-        # Every rank draws the global z batch and keeps its slice, so the stream does not depend on the world size.
-        z = torch.randn(n, self.config.model.latent_dim, generator=self.z_gen, device=self.device)
-        return z[self._shard(n)]
-
     def _one_step(self) -> dict[str, torch.Tensor]:
-        cfg, bs = self.config, self.config.batch_size
-        aug = self.augmenter if self.augmenter.p > 0 or self.adaptive else None
-        r1 = cfg.r1_gamma > 0 and self.step % cfg.r1_every == 0
-        beta = ema_beta_at(self.step, cfg.ema_beta)
-        if self.graph is not None:
-            metrics = self.graph.step(self.sampler, self.z_gen, beta, self.augmenter.p)
-            if self.graph.failure:
-                self.say(f"--cuda-graphs: capture failed ({self.graph.failure}); continuing without graphs")
-                self.graph.failure = None
-        elif cfg.alternate:
-            # The tutorial's schedule: D on one iteration with fresh fakes, G on the next, which takes a
-            # batch and uses only its size.
-            metrics = discriminator_step(self.state, self._real_batch(), self._z(bs), self.options, augment=aug, r1=r1)
-            self.sampler.next()
-            metrics.update(generator_step(self.state, self._z(bs), self.options, beta, augment=aug))
-        else:
-            metrics = train_step(self.state, self._real_batch(), self._z(bs), self.options, beta, augment=aug, r1=r1)
-        if self.adaptive and (self.step + 1) % ADA_INTERVAL == 0:
+        plan = self.plan
+        aug = self.augmenter if self.augmenter.p > 0 or (plan.augment_adaptive and plan.augment != "none") else None
+        r1 = plan.r1_gamma > 0 and self.step % plan.r1_every == 0
+        metrics = self.stepper(ema_beta_at(self.step, plan.ema_beta), r1, aug)
+        if plan.augment_adaptive and plan.augment == "diffaugment" and (self.step + 1) % ADA_INTERVAL == 0:
             # One sync every few steps: D's confidence on the reals steers the augmentation probability.
             sign = all_mean(self.dist, metrics["d_real_sign"]).item()
-            self.augmenter.p = adjust_p(self.augmenter.p, sign, bs * ADA_INTERVAL,
-                                        target=cfg.augment_target)
-        if cfg.augment == "diffaugment":
+            self.augmenter.p = adjust_p(self.augmenter.p, sign, plan.batch_size * ADA_INTERVAL,
+                                        target=plan.augment_target)
+        if plan.augment == "diffaugment":
             metrics["augment_p"] = torch.tensor(self.augmenter.p)
         return metrics
 
@@ -321,7 +344,7 @@ class Trainer:
         """Stop with a clear message, or (--on-nan rollback) reload the last checkpoint at half the learning rates."""
         where = (f"a loss became NaN or infinite at step {self.step + 1} (d_loss {metrics['d_loss'].item()}, "
                  f"g_loss {metrics['g_loss'].item()})")
-        if self.config.on_nan == "rollback" and last_path is not None and self.rollbacks < MAX_ROLLBACKS:
+        if self.plan.on_nan == "rollback" and last_path is not None and self.rollbacks < MAX_ROLLBACKS:
             self.rollbacks += 1
             self._restore(last_path)
             for opt in (self.state.opt_g, self.state.opt_d):
@@ -335,42 +358,42 @@ class Trainer:
                             "Try a lower --lr-d/--lr-g, --loss hinge, or --on-nan rollback.")
 
     def _handle_signal(self, signum: int, frame: Any) -> None:
-        if self._stop_signal is not None:  # a second Ctrl-C: stop now
+        if self.stop_reason == "signal":  # a second Ctrl-C: stop now
             raise KeyboardInterrupt
-        self._stop_signal = signum
+        self.stop_reason = "signal"
         self.say("\nstopping: finishing this step and saving a checkpoint (Ctrl-C again to abort)")
 
+    def _out_of_time(self) -> bool:
+        # Stop early enough to write the last checkpoint and grid inside the budget.
+        return bool(self.plan.time_budget) and self.clock.left() <= self._end_cost
+
     def run(self) -> TrainResult:
-        """Train to the configured length; Ctrl-C or SIGTERM saves a checkpoint and returns.
-
-        With ``threads`` set, PyTorch's thread count (process-wide) is changed for the run and restored after.
-        """
-        with cpu_threads(self.requested.threads):
-            return self._run()
-
-    def _run(self) -> TrainResult:
-        self._setup()
-        cfg = self.config
+        """Train to the plan's end (its steps, its time budget or early stopping); Ctrl-C or SIGTERM saves a
+        checkpoint and returns. PyTorch's thread count is set to the plan's for the run and restored after."""
+        plan = self.plan
+        if self.step >= plan.steps:
+            self.say(f"nothing to train: the run is at step {self.step:,}, at or past its end ({plan.steps:,} steps); "
+                     "give a larger --steps (or --kimg, --epochs) to continue it")
+            self._release()
+            return TrainResult(self.folder.path, self.step, self.folder.latest_checkpoint(), "nothing to do",
+                               self.clock.elapsed(), self.step * plan.batch_size / 1000, self.dist.is_main)
         installed = []
         for sig in (signal.SIGINT, signal.SIGTERM):
             try:
                 installed.append((sig, signal.signal(sig, self._handle_signal)))
             except ValueError:  # not the main thread (e.g. a notebook worker): no signal handling
                 pass
-        n = torch.get_num_threads()
-        where = f"cpu with {n} thread{'s' if n != 1 else ''}" if self.device.type == "cpu" else str(self.device)
-        self.say(f"training {self.total} steps on {where} (batch {cfg.batch_size}, {cfg.model.image_size}px, "
-                 f"{cfg.model.channels} channel(s), loss {cfg.loss}, amp {'bf16' if cfg.amp else 'off'}) "
-                 f"-> {self.run_dir}")
         last_path: Path | None = None
         clean = False
         try:
-            last_path = self._loop()
+            with cpu_threads(plan.threads if self.device.type == "cpu" else None):
+                self._announce()
+                last_path = self._loop()
             clean = True
         finally:
             for sig, old in installed:
                 signal.signal(sig, old)
-            self.feed.close()
+            self.batches.close()
             if self.log is not None:
                 self.log.close()
             if self.dist.enabled:
@@ -379,69 +402,136 @@ class Trainer:
                 s = self.state
                 s.generator, s.discriminator = unwrap(s.generator), unwrap(s.discriminator)
             shutdown(self.dist, clean)
-        interrupted = self._stop_signal is not None
-        if not interrupted and self.dist.is_main:
-            self.save_samples()
-            plot_losses(self.run_dir / "metrics.csv", self.run_dir / "losses.png")
-        return TrainResult(self.run_dir, self.step, last_path, interrupted, self.dist.is_main)
+            if self.stop_reason != "signal" and self.dist.is_main and clean:
+                plot_losses(self.folder.metrics, self.folder.losses)
+            self._release()
+        reason = self.stop_reason or "steps"
+        result = TrainResult(self.folder.path, self.step, last_path, reason, self.clock.elapsed(),
+                             self.step * plan.batch_size / 1000, self.dist.is_main)
+        return result
 
-    def _loop(self) -> Path:
-        from tqdm import tqdm
+    def _announce(self) -> None:
+        plan = self.plan
+        n = torch.get_num_threads()
+        where = f"cpu with {n} thread{'s' if n != 1 else ''}" if self.device.type == "cpu" else str(self.device)
+        for note in plan.notes:
+            self.say(note)
+        warning = too_short(plan)
+        if warning:
+            self.say(warning)
+        length = (f"{plan.steps - self.step:,} steps" if plan.steps < UNTIL_TIME else "until the time budget ends")
+        if self.step:
+            length += f" (from step {self.step:,} to {plan.steps:,})" if plan.steps < UNTIL_TIME else ""
+        budget = f", at most {format_duration(plan.time_budget)}" if plan.time_budget else ""
+        self.say(f"training {length}{budget} on {where} (batch {plan.batch_size}, {plan.model.image_size}px, "
+                 f"{plan.model.channels} channel(s), loss {plan.loss}, amp {'bf16' if plan.amp else 'off'}) "
+                 f"-> {self.folder.path}")
 
-        cfg = self.config
-        bar = tqdm(total=self.total, initial=self.step, disable=not (cfg.progress and self.dist.is_main), unit="step",
-                   dynamic_ncols=True, file=sys.stderr)
-        window = MetricWindow()
-        last_path = ckpt.latest_checkpoint(self.run_dir / "checkpoints")
-        epoch_seen, last_grid = self.sampler.epoch, self.step
+    def _report_speed(self) -> None:
+        rate = self.clock.steps_per_second()
+        if not rate:
+            return
+        plan = self.plan
+        images = rate * plan.batch_size
+        if plan.steps < UNTIL_TIME:
+            eta = self.clock.eta(plan.steps - self.step)
+            fits = "" if eta is None or not plan.time_budget or eta < self.clock.left() else " (the time budget ends it)"
+            self.say(f"speed: {images:,.0f} images/s; about {format_duration(eta or 0)} left{fits}")
+        else:
+            steps = int(self.step + rate * max(0.0, self.clock.left()))
+            self.say(f"speed: {images:,.0f} images/s; about {steps:,} steps ({steps * plan.batch_size / 1000:,.0f} "
+                     f"thousand images) fit in the {format_duration(plan.time_budget)} budget")
+
+    def _loop(self) -> Path | None:
+        plan = self.plan
+        total = plan.steps if plan.steps < UNTIL_TIME else None
+        bar = progress_bar(total, "", plan.progress and self.dist.is_main, unit="step", leave=True, initial=self.step,
+                           bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]" if total else
+                           "{n_fmt} steps [{elapsed}{postfix}]")
+        last_path = self.folder.latest_checkpoint()
+        self.window.clear()
         try:
-            while self.step < self.total and self._stop_signal is None:
+            while self.step < plan.steps:
                 metrics = self._one_step()
+                wants_stop = self.stop_reason is not None or self._out_of_time()
                 check = torch.stack([metrics["d_loss"].float(), metrics["g_loss"].float(),
-                                     torch.tensor(float(self._stop_signal is not None), device=self.device)])
-                check = all_mean(self.dist, check)  # every rank takes the same decision
-                if check[2].item() > 0 and self._stop_signal is None:
-                    self._stop_signal = signal.SIGTERM
+                                     torch.tensor(float(wants_stop), device=self.device)])
+                check = all_mean(self.dist, check)  # every rank takes the same decisions
                 if not all(math.isfinite(v) for v in check[:2].tolist()):
                     self._non_finite(metrics, last_path)
-                    window.clear()
+                    self.window.clear()
                     bar.n = self.step
                     bar.refresh()
                     continue
                 self.step += 1
-                window.add(metrics)
+                self.clock.tick()
+                self.window.add(metrics)
                 bar.update()
-                if self.step % cfg.log_every == 0 or self.step == self.total:
-                    # d_updated (the share of D updates made) only means something under the tutorial's skip rule.
-                    hidden = {"d_real_sign", "r1"} | (set() if cfg.d_skip_below is not None else {"d_updated"})
-                    means = window.row(cfg.batch_size * (2 if cfg.alternate else 1),
-                                       lambda v: all_mean(self.dist, v.to(self.device)).item(), hidden)
-                    row = {"step": self.step, "epoch": self.sampler.epoch, **means}
-                    if self.log is not None:
-                        self.log.log(row)
-                    bar.set_postfix(d=f"{row['d_loss']:.3f}", g=f"{row['g_loss']:.3f}",
-                                    img_s=f"{row['images_per_sec']:.0f}")
-                epoch_done = self.sampler.epoch != epoch_seen
-                epoch_seen = self.sampler.epoch
-                # By default a grid per epoch, but not more often than every MIN_GRID_STEPS: a folder of 100
-                # images has an epoch every step.
-                if (cfg.sample_every and self.step % cfg.sample_every == 0) or \
-                        (not cfg.sample_every and epoch_done and self.step - last_grid >= MIN_GRID_STEPS):
-                    self.save_samples()
-                    last_grid = self.step
-                if cfg.eval_every and (self.step % cfg.eval_every == 0 or self.step == self.total) \
-                        and self.dist.is_main:
-                    row = self.evaluate()
-                    self.log.log({"step": self.step, "epoch": self.sampler.epoch, **row})
-                if self.step % cfg.checkpoint_every == 0 and self.step < self.total:
-                    last_path = self.save_checkpoint()
+                for periodic in self.actions:
+                    if periodic.due(self.step, plan.steps):
+                        started = time.monotonic()
+                        result = periodic.action()
+                        if periodic.action == self.save_checkpoint:
+                            last_path = result
+                            self._end_cost = max(self._end_cost, 2 * (time.monotonic() - started))
+                if self.clock.seen == SPEED_REPORT_STEP:
+                    self._report_speed()
+                if self.step % 10 == 0:
+                    eta = self.clock.eta(plan.steps - self.step)
+                    bar.set_postfix_str(f"eta {format_duration(eta)}" if eta is not None else "", refresh=False)
+                if check[2].item() > 0:  # this rank or another wants to stop: a signal, the budget, patience
+                    self.stop_reason = self.stop_reason or "time"
+                    break
         finally:
             bar.close()
-        # The end of the run, or a Ctrl-C between steps: the state is consistent, save it.
+        # The end of the run, a time budget spent, or a Ctrl-C between steps: the state is consistent, save it.
+        if self.window.count:
+            self._log_row()
+        if self.last_grid != self.step and self.stop_reason != "signal":
+            self.save_samples()
         last_path = self.save_checkpoint()
-        if self._stop_signal is not None:
-            self.say(f"saved {last_path} at step {self.step}; continue with --resume")
+        if self.stop_reason == "signal":
+            self.say(f"saved {last_path} at step {self.step:,}; continue with --resume")
         return last_path
+
+
+def dry_run(data_dir: str | os.PathLike, run_dir: str | os.PathLike, config: TrainConfig, resume: bool = False,
+            say: Callable[[str], None] | None = None) -> str:
+    """What ``dcgan train`` would do, with the time it would take measured over a few steps; writes nothing
+    into the run folder (the data cache is built, as training would)."""
+    speak = say or (lambda msg: print(msg, file=sys.stderr))
+    dist = DistContext()
+    device = resolve_device(config.device)
+    folder = RunFolder(Path(run_dir))
+    continuing = folder.saved_plan() if resume and folder.config.exists() else None
+    data, plan = prepare_run(data_dir, folder.path, config, dist, device, speak, continuing)
+    rate = measure_speed(plan, data.images, device)
+    n = torch.get_num_threads() if device.type == "cpu" else 0
+    return describe(plan, rate, where=f"cpu with {n} thread(s)" if n else str(device))
+
+
+def measure_speed(plan: RunPlan, images: np.ndarray, device: torch.device, steps: int = 5) -> float:
+    """Images per second of this plan's step on this device, over ``steps`` steps after two to warm up,
+    on a throwaway copy of the networks."""
+    dist = DistContext()
+    with cpu_threads(plan.threads if device.type == "cpu" else None):
+        state = build_state(plan, device, dist, capturable=False)
+        options = StepOptions(loss=plan.loss, output=plan.model.output, amp=plan.amp, channels_last=plan.channels_last)
+        generator = torch.Generator(device=device).manual_seed(0)
+        batches = RealBatches(images, device, EpochSampler(plan.images, plan.batch_size, 0), dist, plan.model.output,
+                              plan.channels_last, plan.mirror, generator)
+        cls = AlternateStep if plan.alternate else EagerStep
+        stepper = cls(state, options, batches, Latents(generator, plan.model.latent_dim, device, dist),
+                      plan.batch_size)
+        augment = Augmenter(parse_policy(plan.augment_policy), 1.0, generator) if plan.augment != "none" else None
+        for _ in range(2):
+            stepper(0.999, False, augment)
+        start = time.perf_counter()
+        for _ in range(steps):
+            metrics = stepper(0.999, False, augment)
+        metrics["g_loss"].item()  # wait for the device
+        batches.close()
+    return steps * plan.batch_size / (time.perf_counter() - start)
 
 
 def train(data_dir: str | os.PathLike, run_dir: str | os.PathLike, config: TrainConfig, resume: bool = False,

@@ -1,0 +1,167 @@
+"""A user's first run: `dcgan train` with nothing but the defaults and --time, against the PyTorch DCGAN
+example's defaults given the same wall time, on a colour folder of a few hundred pictures.
+
+    python benchmarks/first_run.py --minutes 10,30              # both tools at each budget, then the scores
+    python benchmarks/first_run.py --minutes 10 --score-only    # score runs trained before
+
+The folder: the 881 emoji PNGs (64x64, RGBA, MIT licence) of Debian's libjs-emojify package
+(`apt-get install libjs-emojify`), flattened onto white as RGB PNGs, so both tools read the same
+pictures (the example's loader would drop the alpha channel and show whatever colour hides under it).
+Emoji are a fair first folder: colourful, varied (faces, animals, objects, flags, signs), recognisable at
+a glance, and few enough that the small-folder defaults apply.
+
+dcgan: ``dcgan train FOLDER --out RUN --time T``, run as a user would (a subprocess; its time budget counts
+from the start of the command). The example: ``example_baseline.train_for`` (the example's networks, loss,
+optimiser, batch 128 and 2 loader workers) for the same wall time from the start of its process, fp32 as
+the example runs. Scores: FID, KID, precision and recall (k = 3) of -n samples against every picture of
+the folder, with the standard Inception; the example's samples are drawn both as it draws them (batch
+statistics, batches of 64) and in eval mode, and the better of the two is its score. Grids of 64 samples
+of each are written next to the runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from example_baseline import list_images, sample, train_for  # noqa: E402
+
+from dcgan import metrics  # noqa: E402
+from dcgan.devices import cpu_has_fast_bf16  # noqa: E402
+from dcgan.images import make_grid, save_image  # noqa: E402
+
+EMOJI = Path("/usr/share/javascript/emojify.js/images/emoji")
+
+
+def build_folder(target: Path) -> Path:
+    """The emoji as RGB PNGs on white, written once."""
+    from PIL import Image
+
+    if not EMOJI.is_dir():
+        raise SystemExit(f"{EMOJI} is missing: apt-get install libjs-emojify")
+    sources = sorted(EMOJI.glob("*.png"))
+    if len(list(target.glob("*.png"))) == len(sources):
+        return target
+    target.mkdir(parents=True, exist_ok=True)
+    for path in sources:
+        with Image.open(path) as img:
+            rgba = img.convert("RGBA")
+        flat = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        flat.alpha_composite(rgba)
+        flat.convert("RGB").save(target / path.name)
+    return target
+
+
+def train_dcgan(folder: Path, run: Path, minutes: float, cache: Path) -> dict:
+    """`dcgan train FOLDER --out RUN --time Nm` with the defaults; its log lines and wall time."""
+    if (run / "checkpoints").is_dir():
+        return json.loads((run / "benchmark.json").read_text())
+    start = time.monotonic()
+    proc = subprocess.run([sys.executable, "-m", "dcgan", "train", str(folder), "--out", str(run), "--time",
+                           f"{minutes:g}m", "--no-progress"], capture_output=True, text=True,
+                          env={**os.environ, "DCGAN_CACHE": str(cache)})
+    if proc.returncode != 0:
+        raise SystemExit(f"dcgan train failed:\n{proc.stderr[-3000:]}")
+    info = {"wall_s": time.monotonic() - start, "log": proc.stderr.splitlines() + proc.stdout.splitlines()}
+    (run / "benchmark.json").write_text(json.dumps(info, indent=1))
+    return info
+
+
+def train_example(folder: Path, out: Path, minutes: float) -> dict:
+    """The example's defaults for the same wall time; G saved as a state dict."""
+    weights = out / "generator.pt"
+    if weights.exists():
+        return json.loads((out / "benchmark.json").read_text())
+    out.mkdir(parents=True, exist_ok=True)
+    generator, steps, seconds = train_for(list_images(folder), minutes * 60)
+    torch.save(generator.state_dict(), weights)
+    info = {"wall_s": seconds, "steps": steps, "images_seen": steps * 128}
+    (out / "benchmark.json").write_text(json.dumps(info, indent=1))
+    return info
+
+
+def score(samples: np.ndarray, real: np.ndarray, extractor) -> dict:
+    fake = extractor(samples)
+    return metrics.scores(fake, real)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--minutes", default="10,30", help="wall-time budgets, e.g. 10,30")
+    parser.add_argument("-n", type=int, default=2000, help="samples scored per run (default: 2000)")
+    parser.add_argument("--work", default=str(ROOT / "runs" / "first-run"))
+    parser.add_argument("--score-only", action="store_true", help="score the runs already trained")
+    parser.add_argument("--grids", default=None, help="also copy the grids into this folder (e.g. docs/images)")
+    args = parser.parse_args()
+    work = Path(args.work)
+    folder = build_folder(work / "emoji")
+    cache = work / "cache"
+    budgets = [float(m) for m in args.minutes.split(",")]
+    kind = "AVX-512 BF16" if cpu_has_fast_bf16() else "no AVX-512 BF16 (fp32)"
+    print(f"CPU: {os.cpu_count()} cores, {kind}; folder: {len(list(folder.glob('*.png')))} pictures")
+
+    runs = {}
+    if not args.score_only:
+        for minutes in budgets:
+            runs[("dcgan", minutes)] = train_dcgan(folder, work / f"dcgan-{minutes:g}m", minutes, cache)
+            print(f"dcgan {minutes:g} min: {runs[('dcgan', minutes)]['wall_s']:.0f} s", flush=True)
+            runs[("example", minutes)] = train_example(folder, work / f"example-{minutes:g}m", minutes)
+            print(f"example {minutes:g} min: {runs[('example', minutes)]['steps']} steps", flush=True)
+
+    os.environ["DCGAN_CACHE"] = str(cache)
+    extractor = metrics.InceptionFeatures(device="cpu")
+    real = metrics.folder_features(folder, extractor, 64).features
+    rows = []
+    for minutes in budgets:
+        import dcgan
+
+        gen = dcgan.load(work / f"dcgan-{minutes:g}m")
+        ours = np.concatenate([gen.images(seeds=range(s, min(args.n, s + 250))) for s in range(0, args.n, 250)])
+        result = {"tool": "dcgan", "minutes": minutes, "step": gen.info["step"], **score(ours, real, extractor)}
+        save_image(make_grid(ours[:64]), work / f"dcgan-{minutes:g}m-grid.png")
+        rows.append(result)
+
+        from example_baseline import ExampleGenerator
+
+        net = ExampleGenerator(64)
+        net.load_state_dict(torch.load(work / f"example-{minutes:g}m" / "generator.pt", weights_only=True))
+        info = json.loads((work / f"example-{minutes:g}m" / "benchmark.json").read_text())
+        best = None
+        for train_mode in (True, False):
+            theirs = sample(net, args.n, seed=0, train_mode=train_mode)
+            got = {"tool": "example", "minutes": minutes, "step": info["steps"],
+                   "mode": "batch stats" if train_mode else "eval", **score(theirs, real, extractor)}
+            print(json.dumps(got), flush=True)
+            if best is None or got["fid"] < best[0]["fid"]:
+                best = (got, theirs)
+        save_image(make_grid(best[1][:64]), work / f"example-{minutes:g}m-grid.png")
+        rows.append(best[0])
+    print(f"\n{'tool':8} {'min':>4} {'steps':>7} {'FID':>8} {'KID':>8} {'precision':>9} {'recall':>7}")
+    for r in rows:
+        print(f"{r['tool']:8} {r['minutes']:4g} {r['step']:7d} {r['fid']:8.2f} {r['kid']:8.4f} {r['precision']:9.3f} "
+              f"{r['recall']:7.3f}")
+    for minutes in budgets:
+        ours, theirs = [r for r in rows if r["minutes"] == minutes]
+        print(f"{minutes:g} min: dcgan FID {(ours['fid'] - theirs['fid']) / theirs['fid'] * 100:+.1f}% against the example")
+    (work / "scores.json").write_text(json.dumps(rows, indent=1))
+    if args.grids:
+        for minutes in budgets:
+            for tool in ("dcgan", "example"):
+                source = work / f"{tool}-{minutes:g}m-grid.png"
+                (Path(args.grids) / f"first-run-{tool}-{minutes:g}m.png").write_bytes(source.read_bytes())
+
+
+if __name__ == "__main__":
+    main()

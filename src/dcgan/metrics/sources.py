@@ -1,0 +1,173 @@
+"""Features of a source (a run folder or checkpoint, whose generator draws images, or a folder of images),
+the cache of folder features, and ``compare``, the function behind ``dcgan fid``.
+
+Features of image folders are cached under ``<cache>/fid-stats``, keyed by the folder's content
+fingerprint (see ``dataset``), the preprocessing, the extractor's identity and the number of images.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..config import DataConfig
+from ..files import atomic_write
+from ..progress import progress_bar
+from ..runs import is_run
+from .features import INCEPTION_SIZE, Extractor, MetricsError
+from .scores import scores
+
+STATS_FORMAT = 2  # bump when the cached feature files change meaning
+_CHUNK = 100  # images handed to the extractor at once: bounds memory and paces the progress bar
+
+
+def _extract(extractor: Extractor, chunks: Iterable[np.ndarray], total: int, desc: str, progress: bool) -> np.ndarray:
+    parts = []
+    with progress_bar(total, desc, progress) as bar:
+        for images in chunks:
+            parts.append(np.asarray(extractor(images), dtype=np.float32))
+            bar.update(len(images))
+    return np.concatenate(parts)
+
+
+def generated_images(generator: Any, latent_dim: int, output: str, n: int) -> Iterator[np.ndarray]:
+    """uint8 (N, H, W, C) chunks of images for seeds 0..n-1, the seeds ``dcgan generate -n`` uses."""
+    from ..sampling import generate, z_from_seeds
+
+    for start in range(0, n, _CHUNK):
+        yield generate(generator, z_from_seeds(range(start, min(n, start + _CHUNK)), latent_dim), output)
+
+
+@dataclass(frozen=True)
+class GeneratedFeatures:
+    """Features of images drawn from a trained generator, and what drew them."""
+
+    features: np.ndarray  # (N, D) float32
+    loaded: Any  # runs.LoadedGenerator: the model, the checkpoint, how its run decoded data
+
+
+def generator_features(path: str | os.PathLike, extractor: Extractor, n: int = 10_000, device: str = "cpu",
+                       ema: bool = True, progress: bool = True) -> GeneratedFeatures:
+    """Features of n images from a run folder or checkpoint, drawn with seeds 0..n-1."""
+    from ..devices import resolve_device
+    from ..runs import load_generator
+
+    if n < 2:
+        raise MetricsError(f"-n must be at least 2, got {n}")
+    loaded = load_generator(path, resolve_device(device), ema=ema)
+    chunks = generated_images(loaded.net, loaded.model.latent_dim, loaded.model.output, n)
+    features = _extract(extractor, chunks, n, "features (generated)", progress)
+    return GeneratedFeatures(features=features, loaded=loaded)
+
+
+def _cache_file(data: DataConfig, fingerprint: str, channels: int, identity: str, n: int) -> Path:
+    from ..dataset import cache_root
+
+    key = json.dumps({"data": fingerprint, "channels": channels, "extractor": identity, "n": n,
+                      "format": STATS_FORMAT}, sort_keys=True)
+    return cache_root(data) / "fid-stats" / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.npz"
+
+
+@dataclass(frozen=True)
+class FolderFeatures:
+    """Features of the images of a folder, and the decoded images they came from."""
+
+    features: np.ndarray  # (N, D) float32
+    prepared: Any  # dataset.PreparedData: pixels (memory-mapped), file names, report, fingerprint
+    cached: bool  # True when the features were read from the stats cache
+
+
+def folder_features(path: str | os.PathLike, extractor: Extractor, image_size: int, data: DataConfig | None = None,
+                    limit: int | None = None, progress: bool = True) -> FolderFeatures:
+    """Features of a folder's images decoded at image_size (the first ``limit`` in file order, or all).
+
+    The decoded pixels are cached by ``prepare_dataset``; the features too when the extractor has an
+    ``identity``. A changed folder (its content) or other preprocessing gets a fresh entry.
+    """
+    from ..dataset import prepare_dataset
+
+    data = data or DataConfig()
+    prepared = prepare_dataset(path, image_size, data, progress=progress)
+    images = prepared.images if limit is None else prepared.images[:limit]
+    if len(images) < 2:
+        raise MetricsError(f"{str(path)!r}: metrics need at least 2 usable images, found {len(images)}")
+    identity = getattr(extractor, "identity", None)
+    cache = (_cache_file(data, prepared.fingerprint, prepared.report["channels"], str(identity), len(images))
+             if identity is not None else None)
+    if cache is not None and cache.is_file():
+        try:
+            with np.load(cache) as stored:
+                return FolderFeatures(features=stored["features"], prepared=prepared, cached=True)
+        except (OSError, ValueError, KeyError):
+            cache.unlink(missing_ok=True)  # a damaged entry: compute it again
+    chunks = (images[i:i + _CHUNK] for i in range(0, len(images), _CHUNK))
+    features = _extract(extractor, chunks, len(images), f"features ({Path(path).name or path})", progress)
+    if cache is not None:
+        atomic_write(cache, lambda f: np.savez(f, features=features), durable=False)
+    return FolderFeatures(features=features, prepared=prepared, cached=False)
+
+
+def native_size(folder: str | os.PathLike) -> int:
+    """The shorter side of the folder's first readable image, at most 299 (64 when none can be read)."""
+    from PIL import Image
+
+    from ..imagefiles import scan_folder
+
+    for rel in scan_folder(folder).images if Path(folder).is_dir() else []:
+        try:
+            with Image.open(Path(folder) / rel) as img:
+                return max(8, min(INCEPTION_SIZE, *img.size))
+        except (OSError, ValueError, SyntaxError):
+            continue
+    return 64
+
+
+def compare(a: str | os.PathLike, b: str | os.PathLike, extractor: Extractor, n: int = 10_000,
+            image_size: int | None = None, device: str = "cpu", ema: bool = True, kid_subsets: int = 100,
+            kid_subset_size: int = 1000, progress: bool = True) -> dict[str, Any]:
+    """FID, KID, precision and recall between two sources, each a run folder, a checkpoint or a folder of images.
+
+    A run gives n images (seeds 0..n-1). Image folders are decoded at ``image_size`` when given, else at the
+    image size of a run being compared (with its crop/pad settings, as clean-fid recommends), else each
+    folder at its own native size: the result does not depend on the order of A and B. Precision and
+    recall treat a run as the generated side (A when both or neither side is a run). Returns the
+    ``scores`` keys plus a description of each side, the folders' sizes and the extractor's identity.
+    """
+    sources = {"a": a, "b": b}
+    features: dict[str, np.ndarray] = {}
+    described: dict[str, str] = {}
+    run_side = None
+    data, size = DataConfig(), image_size
+    for side, source in sources.items():
+        if is_run(source):
+            got = generator_features(source, extractor, n, device=device, ema=ema, progress=progress)
+            features[side] = got.features
+            if run_side is None:
+                run_side = side
+                size = size or got.loaded.model.image_size
+                data = replace(got.loaded.data, cache_dir=None)  # as the run decoded, into the default cache
+            described[side] = f"{len(got.features)} images generated by {source} ({got.loaded.describe()})"
+    sizes: dict[str, int] = {}
+    for side in sources:
+        if side in features:
+            continue
+        sizes[side] = size or native_size(sources[side])
+        got_folder = folder_features(sources[side], extractor, sizes[side], data, progress=progress)
+        features[side] = got_folder.features
+        described[side] = f"{len(got_folder.features)} images of {sources[side]} at {sizes[side]}x{sizes[side]}"
+    generated, real = ("b", "a") if run_side == "b" else ("a", "b")
+    result = scores(features[generated], features[real], kid_subsets, kid_subset_size)
+    result["n_a"], result["n_b"] = len(features["a"]), len(features["b"])
+    same = features["a"].shape == features["b"].shape and np.array_equal(features["a"], features["b"])
+    return {**result, "kid_subsets": kid_subsets,
+            "kid_subset_size": min(kid_subset_size, result["n_a"], result["n_b"]),
+            "a": described["a"], "b": described["b"], "image_size": sizes.get("a") or sizes.get("b"),
+            "image_sizes": sizes, "same_images": bool(same), "features": features["a"].shape[1],
+            "extractor": str(getattr(extractor, "identity", type(extractor).__name__))}
