@@ -57,8 +57,12 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=10_000)
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--folder", default="/tmp/dcgan-bench-photos")
-    parser.add_argument("--baseline-count", type=int, default=1000,
-                        help="files the plain loop decodes (its rate is steady; the whole folder would take long)")
+    parser.add_argument(
+        "--baseline-count",
+        type=int,
+        default=1000,
+        help="files the plain loop decodes (its rate is steady; the whole folder would take long)",
+    )
     args = parser.parse_args()
     folder = Path(args.folder)
     t = time.perf_counter()
@@ -82,14 +86,18 @@ def main() -> None:
         prepared = prepare_dataset(folder, args.size, config, progress=False)
         first = time.perf_counter() - t
         rate = prepared.report["used"] / first
-        print(f"dcgan first pass, {os.cpu_count()} processes:  {rate:8.1f} images/s  "
-              f"({prepared.report['used']} images in {first:.1f} s; includes scan, hashing and cache write)")
+        print(
+            f"dcgan first pass, {os.cpu_count()} processes:  {rate:8.1f} images/s  "
+            f"({prepared.report['used']} images in {first:.1f} s; includes scan, hashing and cache write)"
+        )
         print(f"ratio dcgan / plain loop: {rate / base_rate:.2f}x")
         t = time.perf_counter()
         again = prepare_dataset(folder, args.size, config, progress=False)
         hit = time.perf_counter() - t
-        print(f"second start (cache hit): {hit * 1000:.0f} ms for {again.report['used']} images "
-              f"({again.images.nbytes / 2**20:.1f} MiB memory-mapped)")
+        print(
+            f"second start (cache hit): {hit * 1000:.0f} ms for {again.report['used']} images "
+            f"({again.images.nbytes / 2**20:.1f} MiB memory-mapped)"
+        )
     finally:
         shutil.rmtree(cache, ignore_errors=True)
         shutil.rmtree(sub.parent, ignore_errors=True)

@@ -23,7 +23,6 @@ CHANNELS = 3  # the example's ImageFolder loads every image as RGB, so both side
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 
 
-
 def list_images(folder: Path) -> list[Path]:
     """The image files under folder, in a stable order."""
     return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
@@ -37,8 +36,9 @@ def load_as_example(path: Path, size: int) -> torch.Tensor:
     if min(w, h) != size:
         scale = size / min(w, h)
         # torchvision's Resize(int) rounds the longer side down; bilinear, which Pillow antialiases.
-        image = image.resize((size if w <= h else int(w * scale), size if h <= w else int(h * scale)),
-                             Image.Resampling.BILINEAR)
+        image = image.resize(
+            (size if w <= h else int(w * scale), size if h <= w else int(h * scale)), Image.Resampling.BILINEAR
+        )
         w, h = image.size
     left, top = int(round((w - size) / 2.0)), int(round((h - size) / 2.0))
     image = image.crop((left, top, left + size, top + size))
@@ -74,10 +74,17 @@ class ExampleGenerator(nn.Module):
         super().__init__()
         stages = example_stages(image_size)
         mults = [min(2 ** (stages - 1 - i), 8) for i in range(stages)]  # 8, 4, 2, 1 at 64 px
-        blocks: list[nn.Module] = [nn.ConvTranspose2d(nz, ngf * mults[0], 4, 1, 0, bias=False),
-                                   nn.BatchNorm2d(ngf * mults[0]), nn.ReLU(True)]
+        blocks: list[nn.Module] = [
+            nn.ConvTranspose2d(nz, ngf * mults[0], 4, 1, 0, bias=False),
+            nn.BatchNorm2d(ngf * mults[0]),
+            nn.ReLU(True),
+        ]
         for a, b in zip(mults[:-1], mults[1:]):
-            blocks += [nn.ConvTranspose2d(ngf * a, ngf * b, 4, 2, 1, bias=False), nn.BatchNorm2d(ngf * b), nn.ReLU(True)]
+            blocks += [
+                nn.ConvTranspose2d(ngf * a, ngf * b, 4, 2, 1, bias=False),
+                nn.BatchNorm2d(ngf * b),
+                nn.ReLU(True),
+            ]
         blocks += [nn.ConvTranspose2d(ngf * mults[-1], CHANNELS, 4, 2, 1, bias=False), nn.Tanh()]
         self.main = nn.Sequential(*blocks)
 
@@ -94,7 +101,11 @@ class ExampleDiscriminator(nn.Module):
         mults = [min(2**i, 8) for i in range(stages)]  # 1, 2, 4, 8 at 64 px
         blocks: list[nn.Module] = [nn.Conv2d(CHANNELS, ndf, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, True)]
         for a, b in zip(mults[:-1], mults[1:]):
-            blocks += [nn.Conv2d(ndf * a, ndf * b, 4, 2, 1, bias=False), nn.BatchNorm2d(ndf * b), nn.LeakyReLU(0.2, True)]
+            blocks += [
+                nn.Conv2d(ndf * a, ndf * b, 4, 2, 1, bias=False),
+                nn.BatchNorm2d(ndf * b),
+                nn.LeakyReLU(0.2, True),
+            ]
         blocks += [nn.Conv2d(ndf * mults[-1], 1, 4, 1, 0, bias=False), nn.Sigmoid()]
         self.main = nn.Sequential(*blocks)
 
@@ -115,11 +126,11 @@ def init_like_example(module: nn.Module) -> None:
 class BaselineRunner:
     """Trains like the example: a DataLoader that decodes every epoch, fp32, BCELoss on probabilities."""
 
-    def __init__(self, files: list[Path], image_size: int, batch_size: int, workers: int,
-                 device: torch.device) -> None:
+    def __init__(self, files: list[Path], image_size: int, batch_size: int, workers: int, device: torch.device) -> None:
         self.device = device
-        self.loader = torch.utils.data.DataLoader(ExampleFolder(files, image_size), batch_size=batch_size,
-                                                  shuffle=True, num_workers=workers)
+        self.loader = torch.utils.data.DataLoader(
+            ExampleFolder(files, image_size), batch_size=batch_size, shuffle=True, num_workers=workers
+        )
         self.batches = iter(self.loader)
         self.net_g = ExampleGenerator(image_size).to(device)
         self.net_d = ExampleDiscriminator(image_size).to(device)
@@ -174,8 +185,15 @@ class BaselineRunner:
         return [p.pid for p in multiprocessing.active_children() if p.pid is not None]
 
 
-def train_for(files: list[Path], seconds: float, image_size: int = 64, batch_size: int = 128, workers: int = 2,
-              device: torch.device | None = None, seed: int = 0) -> tuple[ExampleGenerator, int, float]:
+def train_for(
+    files: list[Path],
+    seconds: float,
+    image_size: int = 64,
+    batch_size: int = 128,
+    workers: int = 2,
+    device: torch.device | None = None,
+    seed: int = 0,
+) -> tuple[ExampleGenerator, int, float]:
     """Train with the example's defaults (batch 128, Adam 2e-4, betas 0.5/0.999, 2 loader workers) for a wall-time
     budget counted from this call, as ``dcgan train --time`` counts it; returns (G, steps, seconds taken)."""
     import time

@@ -35,14 +35,14 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 
-from idx_to_png import export  # noqa: E402
-
 import dcgan  # noqa: E402
 from dcgan import metrics  # noqa: E402
 from dcgan.checkpoint import CheckpointError  # noqa: E402
 from dcgan.config import Loss  # noqa: E402
 from dcgan.devices import resolve_device  # noqa: E402
 from dcgan.seeds import parse_seeds  # noqa: E402
+
+from idx_to_png import export  # noqa: E402
 
 DATA = Path("/usr/share/datasets/fashion-mnist")
 TRAIN_FILE, TEST_FILE = "train-images-idx3-ubyte.gz", "t10k-images-idx3-ubyte.gz"
@@ -90,16 +90,22 @@ def sample_features(run_dir: Path, extractor, n: int, device: str, ema: bool) ->
 
 
 def line(label: str, result: dict, what: str, details: str, device: str) -> str:
-    return (f"{label}: FID {result['fid']:.3f}  KID {result['kid']:.5f} +- {result['kid_std']:.5f}  "
-            f"({result['n_a']} {what} vs {result['n_b']} test images; {details}; device {device})")
+    return (
+        f"{label}: FID {result['fid']:.3f}  KID {result['kid']:.5f} +- {result['kid_std']:.5f}  "
+        f"({result['n_a']} {what} vs {result['n_b']} test images; {details}; device {device})"
+    )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__
+    )
     parser.add_argument("--data", default=str(DATA), help="folder with the Fashion-MNIST idx files")
-    parser.add_argument("--work", default=str(ROOT / "runs" / "fashion-mnist"),
-                        help="PNG folders and runs (default: runs/fashion-mnist)")
+    parser.add_argument(
+        "--work",
+        default=str(ROOT / "runs" / "fashion-mnist"),
+        help="PNG folders and runs (default: runs/fashion-mnist)",
+    )
     parser.add_argument("--loss", default="bce", choices=get_args(Loss))
     parser.add_argument("--seeds", "--seed", default="0", help="training seeds, e.g. 0 or 0,1,2 or 0-4 (default: 0)")
     parser.add_argument("--steps", type=int, default=15_625, help="generator steps (default: 15625)")
@@ -112,8 +118,9 @@ def main() -> None:
     parser.add_argument("--no-floor", action="store_true", help="skip the training-set floor")
     parser.add_argument("--floor-only", action="store_true", help="only the floor: no training, no samples")
     parser.add_argument("--no-score", action="store_true", help="train only; a later call (same flags) scores the runs")
-    parser.add_argument("--inception", default=None,
-                        help="TorchScript feature extractor (default: the metrics extra's Inception)")
+    parser.add_argument(
+        "--inception", default=None, help="TorchScript feature extractor (default: the metrics extra's Inception)"
+    )
     parser.add_argument("--fid-batch-size", type=int, default=50, help="images per Inception forward pass")
     args = parser.parse_args()
 
@@ -130,9 +137,18 @@ def main() -> None:
     test_dir = png_folder(data / TEST_FILE, work / "test", TEST_IMAGES)
     runs = {}
     for seed in seeds:
-        config = dcgan.build_config({"model.image_size": IMAGE_SIZE, "model.channels": 1, "loss": args.loss,
-                                     "seed": seed, "steps": args.steps, "batch_size": args.batch_size,
-                                     "device": args.device, **({"amp": False} if args.no_amp else {})})
+        config = dcgan.build_config(
+            {
+                "model.image_size": IMAGE_SIZE,
+                "model.channels": 1,
+                "loss": args.loss,
+                "seed": seed,
+                "steps": args.steps,
+                "batch_size": args.batch_size,
+                "device": args.device,
+                **({"amp": False} if args.no_amp else {}),
+            }
+        )
         suffix = "-fp32" if args.no_amp else ""
         run_dir = work / f"{args.loss}-seed{seed}-batch{args.batch_size}-steps{args.steps}{suffix}"
         runs[seed] = (run_dir, *train_run(train_dir, run_dir, config))
@@ -143,9 +159,12 @@ def main() -> None:
     start = time.perf_counter()
     test = metrics.folder_features(test_dir, extractor, IMAGE_SIZE, limit=args.real_n)
     test_s = time.perf_counter() - start
-    print(f"test features: {len(test.features)} images in {test_s:.1f} s"
-          + (" (from the cache)" if test.cached else f" ({len(test.features) / test_s:.2f} images/s)")
-          + f"; device {device}", flush=True)
+    print(
+        f"test features: {len(test.features)} images in {test_s:.1f} s"
+        + (" (from the cache)" if test.cached else f" ({len(test.features) / test_s:.2f} images/s)")
+        + f"; device {device}",
+        flush=True,
+    )
 
     if not args.no_floor:
         start = time.perf_counter()
@@ -153,9 +172,17 @@ def main() -> None:
         features_s = time.perf_counter() - start
         start = time.perf_counter()
         result = metrics.scores(floor.features, test.features, kid_subset_size=1000)
-        print(line("floor", result, "training images",
-                   f"features {features_s:.1f} s{' (cached)' if floor.cached else ''}, "
-                   f"FID+KID {time.perf_counter() - start:.1f} s", device), flush=True)
+        print(
+            line(
+                "floor",
+                result,
+                "training images",
+                f"features {features_s:.1f} s{' (cached)' if floor.cached else ''}, "
+                f"FID+KID {time.perf_counter() - start:.1f} s",
+                device,
+            ),
+            flush=True,
+        )
 
     fids = []
     for seed, (run_dir, train_s, how) in runs.items():
@@ -168,11 +195,22 @@ def main() -> None:
         weights = "raw" if args.no_ema else "ema"
         precision = "fp32" if args.no_amp else "fast defaults"
         label = f"loss={args.loss} seed={seed} steps={args.steps} batch={args.batch_size} G={weights} {precision}"
-        print(line(label, result, "samples", f"{how} in {train_s:.0f} s, sample features {features_s:.1f} s, "
-                                  f"FID+KID {time.perf_counter() - start:.1f} s", device), flush=True)
+        print(
+            line(
+                label,
+                result,
+                "samples",
+                f"{how} in {train_s:.0f} s, sample features {features_s:.1f} s, "
+                f"FID+KID {time.perf_counter() - start:.1f} s",
+                device,
+            ),
+            flush=True,
+        )
     if len(fids) > 1:
-        print(f"loss={args.loss} over {len(fids)} seeds: FID {statistics.mean(fids):.3f} "
-              f"+- {statistics.stdev(fids):.3f} (min {min(fids):.3f}, max {max(fids):.3f})")
+        print(
+            f"loss={args.loss} over {len(fids)} seeds: FID {statistics.mean(fids):.3f} "
+            f"+- {statistics.stdev(fids):.3f} (min {min(fids):.3f}, max {max(fids):.3f})"
+        )
 
 
 if __name__ == "__main__":

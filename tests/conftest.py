@@ -12,8 +12,21 @@ import pytest
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = ["--image-size", "16", "--g-width", "8", "--d-width", "8", "--latent-dim", "16", "--batch-size", "8",
-        "--no-progress", "--log-every", "1"]
+TINY = [
+    "--image-size",
+    "16",
+    "--g-width",
+    "8",
+    "--d-width",
+    "8",
+    "--latent-dim",
+    "16",
+    "--batch-size",
+    "8",
+    "--no-progress",
+    "--log-every",
+    "1",
+]
 
 
 @pytest.fixture(autouse=True)
@@ -24,7 +37,9 @@ def private_cache(tmp_path_factory, monkeypatch):
     return cache
 
 
-def write_images(folder: Path, n: int, size: int = 20, mode: str = "RGB", ext: str = "png", seed: int = 0) -> list[Path]:
+def write_images(
+    folder: Path, n: int, size: int = 20, mode: str = "RGB", ext: str = "png", seed: int = 0
+) -> list[Path]:
     """n random-blob images, different from each other, saved in folder."""
     rng = np.random.default_rng(seed)
     folder.mkdir(parents=True, exist_ok=True)
@@ -57,8 +72,9 @@ def cli_env(env: dict | None = None) -> dict:
 
 def run_cli(*args: str, check: bool = True, env: dict | None = None, timeout: int = 300) -> subprocess.CompletedProcess:
     """Run `python -m dcgan ARGS` in a subprocess, as a user would."""
-    proc = subprocess.run([sys.executable, "-m", "dcgan", *args], capture_output=True, text=True, env=cli_env(env),
-                          timeout=timeout)
+    proc = subprocess.run(
+        [sys.executable, "-m", "dcgan", *args], capture_output=True, text=True, env=cli_env(env), timeout=timeout
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"dcgan {' '.join(args)} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
     return proc
@@ -72,8 +88,9 @@ def make_record(step: int = 1, networks: dict | None = None, **fields):
     spec = model_spec(ModelConfig(image_size=16, g_width=8, latent_dim=8), 3)
     nets = {"generator": {}, "discriminator": {}, "ema": None, "opt_g": {}, "opt_d": {}, **(networks or {})}
     plan = {"model": to_dict(spec), **fields.pop("plan", {})}
-    return ckpt.CheckpointRecord(model=spec, plan=plan, step=step, epoch=0, sampler={"epoch": 0, "batch": 0},
-                                 networks=nets, **fields)
+    return ckpt.CheckpointRecord(
+        model=spec, plan=plan, step=step, epoch=0, sampler={"epoch": 0, "batch": 0}, networks=nets, **fields
+    )
 
 
 def make_plan(overrides: dict | None = None, images: int = 64, channels: int = 3):
@@ -81,8 +98,11 @@ def make_plan(overrides: dict | None = None, images: int = 64, channels: int = 3
     from dcgan.config import build_config
     from dcgan.plan import DataFacts, Machine, resolve
 
-    return resolve(build_config(overrides), DataFacts(images=images, channels=channels),
-                   Machine(device="cpu", fast_bf16=False, threads=1))
+    return resolve(
+        build_config(overrides),
+        DataFacts(images=images, channels=channels),
+        Machine(device="cpu", fast_bf16=False, threads=1),
+    )
 
 
 def load_state(path):

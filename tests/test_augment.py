@@ -5,10 +5,11 @@ import json
 import pytest
 import torch
 
-from dcgan.augment import Augmenter, adjust_p, cutout, parse_policy, translation, TRANSFORMS
+from dcgan.augment import TRANSFORMS, Augmenter, adjust_p, cutout, parse_policy, translation
 from dcgan.config import ModelConfig, model_spec
 from dcgan.models import build_models
 from dcgan.step import GanState, StepOptions, discriminator_step, generator_step
+
 from conftest import TINY, run_cli, write_images
 
 
@@ -93,9 +94,28 @@ def test_small_folder_turns_augmentation_on_and_logs_p(tmp_path):
     folder = tmp_path / "few"
     write_images(folder, 10)
     run = tmp_path / "run"
-    proc = run_cli("train", str(folder), "--out", str(run), "--image-size", "16", "--batch-size", "8", "--steps", "8",
-                   "--augment-p", "auto", "--mirror", "--r1-gamma", "1", "--r1-every", "2", "--no-progress",
-                   "--log-every", "4")
+    proc = run_cli(
+        "train",
+        str(folder),
+        "--out",
+        str(run),
+        "--image-size",
+        "16",
+        "--batch-size",
+        "8",
+        "--steps",
+        "8",
+        "--augment-p",
+        "auto",
+        "--mirror",
+        "--r1-gamma",
+        "1",
+        "--r1-every",
+        "2",
+        "--no-progress",
+        "--log-every",
+        "4",
+    )
     assert "DiffAugment on" in proc.stderr
     config = json.loads((run / "config.json").read_text())
     assert config["augment"] == "diffaugment" and config["model"]["g_width"] == 32

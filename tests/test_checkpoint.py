@@ -6,6 +6,7 @@ import torch
 
 from dcgan import checkpoint as ckpt
 from dcgan import runs
+
 from conftest import make_record
 
 
@@ -13,8 +14,12 @@ def sample_state():
     opt = torch.optim.Adam([torch.nn.Parameter(torch.ones(3))], lr=0.1, betas=(0.5, 0.9))
     opt.param_groups[0]["params"][0].grad = torch.ones(3)
     opt.step()
-    return make_record(7, networks={"generator": {"a.weight": torch.arange(6.0).view(2, 3)}, "opt_g": opt.state_dict()},
-                       rng={"python": (3, tuple(range(5)), None)}, plan={"name": "x", "none": None, "flag": True})
+    return make_record(
+        7,
+        networks={"generator": {"a.weight": torch.arange(6.0).view(2, 3)}, "opt_g": opt.state_dict()},
+        rng={"python": (3, tuple(range(5)), None)},
+        plan={"name": "x", "none": None, "flag": True},
+    )
 
 
 def test_round_trip(tmp_path):

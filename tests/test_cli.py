@@ -6,7 +6,8 @@ import numpy as np
 from PIL import Image
 
 from dcgan.runs import latest_checkpoint
-from conftest import load_state, TINY, run_cli, write_images
+
+from conftest import TINY, load_state, run_cli, write_images
 
 
 def test_train_then_generate(image_folder, tmp_path):
@@ -24,8 +25,9 @@ def test_train_then_generate(image_folder, tmp_path):
     assert latest_checkpoint(run / "checkpoints").name == "step-00000006.safetensors"
 
     out = tmp_path / "gen"
-    run_cli("generate", str(run), "-n", "10", "--out-dir", str(out), "--grid", str(tmp_path / "grid.png"),
-            "--threads", "1")
+    run_cli(
+        "generate", str(run), "-n", "10", "--out-dir", str(out), "--grid", str(tmp_path / "grid.png"), "--threads", "1"
+    )
     files = sorted(out.iterdir())
     assert len(files) == 10
     assert all(Image.open(f).size == (16, 16) for f in files)
@@ -38,14 +40,27 @@ def test_same_seed_same_weights(image_folder, tmp_path):
         run_cli("train", str(image_folder), "--out", str(tmp_path / name), *TINY, "--steps", "3", "--seed", seed)
         states.append(load_state(latest_checkpoint(tmp_path / name / "checkpoints")))
     same = all(np.array_equal(states[0]["generator"][k], states[1]["generator"][k]) for k in states[0]["generator"])
-    differ = any(not np.array_equal(states[0]["generator"][k], states[2]["generator"][k]) for k in states[0]["generator"])
+    differ = any(
+        not np.array_equal(states[0]["generator"][k], states[2]["generator"][k]) for k in states[0]["generator"]
+    )
     assert same and differ
 
 
 def test_seed_preset_trains(image_folder, tmp_path):
     run = tmp_path / "seed"
-    run_cli("train", str(image_folder), "--out", str(run), "--preset", "seed", "--image-size", "16", "--steps", "4",
-            "--no-progress")
+    run_cli(
+        "train",
+        str(image_folder),
+        "--out",
+        str(run),
+        "--preset",
+        "seed",
+        "--image-size",
+        "16",
+        "--steps",
+        "4",
+        "--no-progress",
+    )
     config = json.loads((run / "config.json").read_text())
     assert config["preset"] == "seed" and config["loss"] == "lsgan" and config["batch_size"] == 10
     assert config["model"]["output"] == "sigmoid" and config["alternate"] is True
@@ -96,8 +111,18 @@ def test_python_api(image_folder, tmp_path, capsys):
 
     before = torch.get_num_threads()
     threads = 1 if before != 1 else 2
-    config = dcgan.build_config({"model.image_size": 16, "model.g_width": 8, "model.d_width": 8, "batch_size": 8,
-                                 "steps": 2, "progress": False, "device": "cpu", "threads": threads})
+    config = dcgan.build_config(
+        {
+            "model.image_size": 16,
+            "model.g_width": 8,
+            "model.d_width": 8,
+            "batch_size": 8,
+            "steps": 2,
+            "progress": False,
+            "device": "cpu",
+            "threads": threads,
+        }
+    )
     result = dcgan.train(image_folder, tmp_path / "run", config)
     assert result.step == 2
     assert f"on cpu with {threads} thread" in capsys.readouterr().err  # --threads applied for the run ...
@@ -115,7 +140,25 @@ def test_default_grids_are_spaced_when_epochs_are_short(tmp_path):
     data = tmp_path / "data"
     write_images(data, 12)
     run = tmp_path / "run"
-    run_cli("train", str(data), "--out", str(run), *TINY, "--steps", "250", "--log-every", "50",
-            "--checkpoint-every", "1000", "--g-width", "4", "--d-width", "4")
-    assert sorted(p.name for p in (run / "samples").iterdir()) == ["step-00000100.png", "step-00000200.png",
-                                                                   "step-00000250.png"]
+    run_cli(
+        "train",
+        str(data),
+        "--out",
+        str(run),
+        *TINY,
+        "--steps",
+        "250",
+        "--log-every",
+        "50",
+        "--checkpoint-every",
+        "1000",
+        "--g-width",
+        "4",
+        "--d-width",
+        "4",
+    )
+    assert sorted(p.name for p in (run / "samples").iterdir()) == [
+        "step-00000100.png",
+        "step-00000200.png",
+        "step-00000250.png",
+    ]

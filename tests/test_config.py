@@ -22,9 +22,19 @@ def test_round_trip():
     assert from_dict(TrainConfig, to_dict(c)) == c
 
 
-@pytest.mark.parametrize("bad", [{"model.image_size": 48}, {"batch_size": 0}, {"steps": 1, "epochs": 1},
-                                 {"lr_g": -1.0}, {"model.channels": 2}, {"ema_beta": 1.0}, {"threads": 0},
-                                 {"nonsense": 1}])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"model.image_size": 48},
+        {"batch_size": 0},
+        {"steps": 1, "epochs": 1},
+        {"lr_g": -1.0},
+        {"model.channels": 2},
+        {"ema_beta": 1.0},
+        {"threads": 0},
+        {"nonsense": 1},
+    ],
+)
 def test_invalid_settings_are_refused(bad):
     with pytest.raises(ConfigError):
         build_config(bad)

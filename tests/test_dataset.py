@@ -13,6 +13,7 @@ from PIL import Image
 from dcgan.config import DataConfig
 from dcgan.dataset import DataError, EpochSampler, prepare_dataset
 from dcgan.imagefiles import DecodeSettings, decode_file, scan_folder
+
 from conftest import TINY, run_cli, write_images
 
 
@@ -28,6 +29,7 @@ def save(img, path, **kw):
 
 # --- scanning -----------------------------------------------------------------------------------------
 
+
 def test_scan_recursive_case_insensitive_hidden_unicode_and_symlink_loop(tmp_path):
     red = Image.new("RGB", (10, 10), "red")
     save(red, tmp_path / "a.JPG")
@@ -42,8 +44,19 @@ def test_scan_recursive_case_insensitive_hidden_unicode_and_symlink_loop(tmp_pat
     assert ("notes.txt", "not an image extension") in result.ignored
 
 
-@pytest.mark.parametrize("ext,fmt", [("jpg", "JPEG"), ("jpeg", "JPEG"), ("png", "PNG"), ("webp", "WEBP"),
-                                     ("bmp", "BMP"), ("gif", "GIF"), ("tif", "TIFF"), ("tiff", "TIFF")])
+@pytest.mark.parametrize(
+    "ext,fmt",
+    [
+        ("jpg", "JPEG"),
+        ("jpeg", "JPEG"),
+        ("png", "PNG"),
+        ("webp", "WEBP"),
+        ("bmp", "BMP"),
+        ("gif", "GIF"),
+        ("tif", "TIFF"),
+        ("tiff", "TIFF"),
+    ],
+)
 def test_every_format_decodes(tmp_path, ext, fmt):
     path = save(Image.new("RGB", (12, 12), (200, 30, 30)), tmp_path / f"x.{ext}", format=fmt)
     d = decode(path)
@@ -52,6 +65,7 @@ def test_every_format_decodes(tmp_path, ext, fmt):
 
 
 # --- modes --------------------------------------------------------------------------------------------
+
 
 def test_grayscale_and_palette_gray_are_gray(tmp_path):
     g = decode(save(Image.new("L", (8, 8), 77), tmp_path / "g.png"))
@@ -122,9 +136,11 @@ def test_small_images_upscaled_or_skipped(tmp_path):
 
 # --- bad files ----------------------------------------------------------------------------------------
 
+
 def _png_claiming(width, height):
     def chunk(kind, data):
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 10)) + chunk(b"IEND", b"")
 
@@ -139,8 +155,15 @@ def make_bad_files(folder):
     (folder / "bomb.png").write_bytes(_png_claiming(100_000, 100_000))
 
 
-@pytest.mark.parametrize("name,reason", [("empty.png", "empty file"), ("text.jpg", "not an image"),
-                                         ("truncated.jpg", "truncated"), ("bomb.png", "decompression bomb")])
+@pytest.mark.parametrize(
+    "name,reason",
+    [
+        ("empty.png", "empty file"),
+        ("text.jpg", "not an image"),
+        ("truncated.jpg", "truncated"),
+        ("bomb.png", "decompression bomb"),
+    ],
+)
 def test_bad_files_give_reasons(tmp_path, name, reason):
     make_bad_files(tmp_path)
     d = decode(tmp_path / name)
@@ -157,13 +180,19 @@ def test_report_accounts_for_every_file_and_duplicates(tmp_path):
     r = prepared.report
     assert r["used"] == 5 and r["image_files"] == 10
     assert r["used"] + len(r["skipped"]) == r["image_files"]
-    assert r["skipped_by_reason"] == {"empty file": 1, "not an image": 1, "truncated or corrupt": 1,
-                                      "decompression bomb": 1, "duplicate": 1}
+    assert r["skipped_by_reason"] == {
+        "empty file": 1,
+        "not an image": 1,
+        "truncated or corrupt": 1,
+        "decompression bomb": 1,
+        "duplicate": 1,
+    }
     assert r["duplicates"] == [["copy.png", "img_000.png"]]
     assert prepared.images.shape == (5, 16, 16, 3) and prepared.images.dtype == np.uint8
 
 
 # --- the cache ----------------------------------------------------------------------------------------
+
 
 def test_cache_reused_then_rebuilt_when_folder_or_settings_change(tmp_path, monkeypatch):
     folder = tmp_path / "imgs"

@@ -10,15 +10,18 @@ import torch
 from dcgan.devices import OthersBusy, busy_cores_hint, cpu_threads
 
 
-@pytest.mark.parametrize("busy, cores, threads, fewer", [
-    (0.2, 2, 2, None),   # a quiet machine: no hint
-    (0.6, 2, 2, 1),      # one of two cores taken
-    (1.4, 2, 2, 1),
-    (3.0, 2, 2, 1),      # more busy than cores: still at least one thread
-    (1.0, 16, 16, 15),
-    (4.0, 16, 8, None),  # 8 threads fit beside 4 busy cores
-    (2.0, 2, 1, None),   # one thread already
-])
+@pytest.mark.parametrize(
+    "busy, cores, threads, fewer",
+    [
+        (0.2, 2, 2, None),  # a quiet machine: no hint
+        (0.6, 2, 2, 1),  # one of two cores taken
+        (1.4, 2, 2, 1),
+        (3.0, 2, 2, 1),  # more busy than cores: still at least one thread
+        (1.0, 16, 16, 15),
+        (4.0, 16, 8, None),  # 8 threads fit beside 4 busy cores
+        (2.0, 2, 1, None),  # one thread already
+    ],
+)
 def test_busy_cores_hint(busy, cores, threads, fewer):
     hint = busy_cores_hint(busy, cores, threads)
     if fewer is None:

@@ -10,15 +10,43 @@ from pathlib import Path
 import torch
 
 from dcgan.runs import latest_checkpoint
-from conftest import load_state, cli_env, run_cli
 
-ARGS = ["--image-size", "16", "--g-width", "8", "--d-width", "8", "--latent-dim", "16", "--batch-size", "8",
-        "--no-progress", "--log-every", "1", "--augment", "none", "--seed", "5", "--no-amp"]
+from conftest import cli_env, load_state, run_cli
+
+ARGS = [
+    "--image-size",
+    "16",
+    "--g-width",
+    "8",
+    "--d-width",
+    "8",
+    "--latent-dim",
+    "16",
+    "--batch-size",
+    "8",
+    "--no-progress",
+    "--log-every",
+    "1",
+    "--augment",
+    "none",
+    "--seed",
+    "5",
+    "--no-amp",
+]
 
 
 def torchrun(*args, nproc=2, extra=(), wait=True):
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}", *extra,
-           "-m", "dcgan", *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc-per-node={nproc}",
+        *extra,
+        "-m",
+        "dcgan",
+        *args,
+    ]
     env = cli_env()
     if not wait:
         return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
@@ -47,8 +75,24 @@ def test_two_processes_match_one_with_the_same_global_batch(image_folder, tmp_pa
 
 
 def test_global_batch_must_split_evenly(image_folder, tmp_path):
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", "-m", "dcgan", "train",
-           str(image_folder), "--out", str(tmp_path / "r"), *ARGS, "--batch-size", "7", "--steps", "1"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node=2",
+        "-m",
+        "dcgan",
+        "train",
+        str(image_folder),
+        "--out",
+        str(tmp_path / "r"),
+        *ARGS,
+        "--batch-size",
+        "7",
+        "--steps",
+        "1",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=cli_env())
     assert proc.returncode != 0 and "must be divisible by the 2 processes" in proc.stderr + proc.stdout
 
@@ -68,8 +112,19 @@ def _children(pid):
 def test_killed_rank_restarts_and_the_run_completes(image_folder, tmp_path):
     run = tmp_path / "elastic"
     steps = 60
-    proc = torchrun("train", str(image_folder), "--out", str(run), *ARGS, "--steps", str(steps),
-                    "--checkpoint-every", "5", extra=("--max-restarts=1",), wait=False)
+    proc = torchrun(
+        "train",
+        str(image_folder),
+        "--out",
+        str(run),
+        *ARGS,
+        "--steps",
+        str(steps),
+        "--checkpoint-every",
+        "5",
+        extra=("--max-restarts=1",),
+        wait=False,
+    )
     deadline = time.time() + 180
     while time.time() < deadline and latest_checkpoint(run / "checkpoints") is None:
         time.sleep(0.01)

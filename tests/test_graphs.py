@@ -7,15 +7,15 @@ import pytest
 import torch
 
 from dcgan.augment import Augmenter
-from dcgan.runs import latest_checkpoint
-from conftest import load_state as load
 from dcgan.config import ModelConfig, model_spec
 from dcgan.dataset import EpochSampler
 from dcgan.graphs import StepGraph, unsupported
 from dcgan.models import build_models
+from dcgan.runs import latest_checkpoint
 from dcgan.step import GanState, StepOptions, ema_beta_at, to_model_range, train_step
 
 from conftest import TINY, make_plan, run_cli, write_images
+from conftest import load_state as load
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graph capture needs a CUDA GPU")
 
@@ -25,13 +25,21 @@ def make_state(device="cpu", capturable=False):
     g, d = build_models(model_spec(ModelConfig(image_size=16, channels=3, latent_dim=8, g_width=8, d_width=8)))
     g, d = g.to(device), d.to(device)
     adam = {"lr": 1e-3, "betas": (0.5, 0.999), "capturable": capturable}
-    return GanState(g, d, torch.optim.Adam(g.parameters(), **adam), torch.optim.Adam(d.parameters(), **adam),
-                    copy.deepcopy(g).requires_grad_(False))
+    return GanState(
+        g,
+        d,
+        torch.optim.Adam(g.parameters(), **adam),
+        torch.optim.Adam(d.parameters(), **adam),
+        copy.deepcopy(g).requires_grad_(False),
+    )
 
 
 def weights(state):
-    return [t.detach().cpu().clone() for net in (state.generator, state.discriminator, state.ema)
-            for t in [*net.parameters(), *net.buffers()]]
+    return [
+        t.detach().cpu().clone()
+        for net in (state.generator, state.discriminator, state.ema)
+        for t in [*net.parameters(), *net.buffers()]
+    ]
 
 
 def test_epoch_batches_are_the_batches_next_gives():
@@ -57,8 +65,9 @@ def test_eager_graph_body_matches_train_step():
     for i in range(5):
         beta = ema_beta_at(i, 0.999)
         idx = torch.from_numpy(sampler.next())
-        expected = train_step(plain, to_model_range(images[idx], "tanh"), torch.randn(8, 8, generator=z_plain),
-                              options, beta)
+        expected = train_step(
+            plain, to_model_range(images[idx], "tanh"), torch.randn(8, 8, generator=z_plain), options, beta
+        )
         got = step(i, z_graph, beta, 0.0)
         for k, v in got.items():
             torch.testing.assert_close(v, expected[k].float(), rtol=0, atol=0)
@@ -106,8 +115,9 @@ def test_trainer_with_graph_step_gives_the_plain_runs_weights(tmp_path):
 def test_trainer_says_why_it_trains_without_graphs(tmp_path):
     data = tmp_path / "data"
     write_images(data, 12)
-    proc = run_cli("train", str(data), *TINY, "--steps", "2", "--alternate", "--cuda-graphs",
-                   "--out", str(tmp_path / "run"))
+    proc = run_cli(
+        "train", str(data), *TINY, "--steps", "2", "--alternate", "--cuda-graphs", "--out", str(tmp_path / "run")
+    )
     assert "--cuda-graphs: not with the alternate D/G schedule; training without graphs" in proc.stderr
 
 

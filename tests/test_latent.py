@@ -13,10 +13,19 @@ from PIL import Image
 import dcgan
 from dcgan.cli import main
 from dcgan.figures import check_walk_output
-from dcgan.latent import (ExpressionError, evaluate_expression, interpolation_path, lerp, load_z, parse_expression,
-                          save_z, slerp)
+from dcgan.latent import (
+    ExpressionError,
+    evaluate_expression,
+    interpolation_path,
+    lerp,
+    load_z,
+    parse_expression,
+    save_z,
+    slerp,
+)
 from dcgan.sampling import z_from_seeds
 from dcgan.seeds import parse_seeds
+
 from conftest import TINY, run_cli, write_images
 
 
@@ -25,8 +34,16 @@ def run(tmp_path_factory):
     """A tiny run trained once for this module (16 px RGB, latent_dim 16)."""
     base = tmp_path_factory.mktemp("latent")
     write_images(base / "images", 8)
-    run_cli("train", str(base / "images"), "--out", str(base / "run"), *TINY, "--steps", "2",
-            env={"DCGAN_CACHE": str(base / "cache")})
+    run_cli(
+        "train",
+        str(base / "images"),
+        "--out",
+        str(base / "run"),
+        *TINY,
+        "--steps",
+        "2",
+        env={"DCGAN_CACHE": str(base / "cache")},
+    )
     return base / "run"
 
 
@@ -41,7 +58,7 @@ def tile(image: Image.Image, index: int, columns: int, size: int, label: bool = 
     label_h = 12 if label else 0
     x = padding + col * (size + padding)
     y = padding + row * (size + padding + label_h) + label_h
-    return np.asarray(image.convert("RGB"))[y:y + size, x:x + size]
+    return np.asarray(image.convert("RGB"))[y : y + size, x : x + size]
 
 
 def enlarged(pixels: np.ndarray, scale: int) -> np.ndarray:
@@ -49,6 +66,7 @@ def enlarged(pixels: np.ndarray, scale: int) -> np.ndarray:
 
 
 # --- seeds ---
+
 
 def test_seed_ranges_parse_and_bad_ones_fail_cleanly():
     assert parse_seeds("0-3,10") == [0, 1, 2, 3, 10]
@@ -80,6 +98,7 @@ def test_generate_grid_is_ordered_and_labelled_by_seed(run, tmp_path, capsys):
 
 
 # --- interpolation ---
+
 
 def test_slerp_against_hand_computation():
     a, b = torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0])
@@ -127,8 +146,25 @@ def test_interpolate_command_writes_gif_and_strip(run, gen, tmp_path, capsys):
     assert "9 frames" in capsys.readouterr().out
     with Image.open(gif) as image:  # 16 px enlarged 8x to reach 128 px
         assert image.size == (128, 128) and image.n_frames == 9 and image.info["loop"] == 0
-    assert main(["interpolate", str(run), "--seeds", "3,17,42", "--frames", "4", "--loop", "--lerp",
-                 "--scale", "2", "--out", str(gif)]) == 0
+    assert (
+        main(
+            [
+                "interpolate",
+                str(run),
+                "--seeds",
+                "3,17,42",
+                "--frames",
+                "4",
+                "--loop",
+                "--lerp",
+                "--scale",
+                "2",
+                "--out",
+                str(gif),
+            ]
+        )
+        == 0
+    )
     with Image.open(gif) as image:
         assert image.size == (32, 32) and image.n_frames == 12
 
@@ -155,12 +191,15 @@ def test_interpolate_command_writes_mp4(run, tmp_path):
     assert imageio_ffmpeg.count_frames_and_secs(str(video))[0] == 9
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--seeds", "3"], "at least two"),
-    (["--seeds", "3,x"], "'x' is not a seed"),
-    (["--seeds", "1,2", "--frames", "0"], "--frames"),
-    (["--seeds", "1,2", "--out", "walk.avi"], ".gif, .mp4 or .png"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--seeds", "3"], "at least two"),
+        (["--seeds", "3,x"], "'x' is not a seed"),
+        (["--seeds", "1,2", "--frames", "0"], "--frames"),
+        (["--seeds", "1,2", "--out", "walk.avi"], ".gif, .mp4 or .png"),
+    ],
+)
 def test_interpolate_mistakes_fail_cleanly(run, tmp_path, capsys, args, message):
     argv = ["interpolate", str(run), "--out", str(tmp_path / "w.gif"), *args]
     assert main(argv) == 2
@@ -169,9 +208,13 @@ def test_interpolate_mistakes_fail_cleanly(run, tmp_path, capsys, args, message)
 
 # --- arithmetic ---
 
+
 def test_expression_parses_to_signed_seed_groups():
     assert parse_expression("[12,40,77] - [5,9,31] + [21,33,60]") == [
-        (1, [12, 40, 77]), (-1, [5, 9, 31]), (1, [21, 33, 60])]
+        (1, [12, 40, 77]),
+        (-1, [5, 9, 31]),
+        (1, [21, 33, 60]),
+    ]
     assert parse_expression(" -7 + [ 3-5 , 9 ]") == [(-1, [7]), (1, [3, 4, 5, 9])]
     assert parse_expression("7-3") == [(1, [7]), (-1, [3])]  # outside brackets '-' subtracts
 
@@ -184,19 +227,22 @@ def test_expression_evaluates_to_signed_sum_of_bracket_means():
     assert torch.allclose(z, torch.tensor([1.5 - 3 + 5, 3.0 - 6 + 10]))
 
 
-@pytest.mark.parametrize("text, position, words", [
-    ("", 0, "empty expression"),
-    ("[1,2", 0, "never closed"),
-    ("[1,2 - [3]", 7, "before the previous one was closed"),
-    ("[1 2]", 3, "missing ','"),
-    ("[1] [2]", 4, "missing '+' or '-'"),
-    ("[1] +", 4, "no term after it"),
-    ("[5-3]", 1, "runs backwards"),
-    ("[1,x]", 3, "unexpected 'x'"),
-    ("[1,,2]", 3, "empty item"),
-    ("[]", 0, "empty brackets"),
-    ("[1] * 2", 4, "expected '+' or '-'"),
-])
+@pytest.mark.parametrize(
+    "text, position, words",
+    [
+        ("", 0, "empty expression"),
+        ("[1,2", 0, "never closed"),
+        ("[1,2 - [3]", 7, "before the previous one was closed"),
+        ("[1 2]", 3, "missing ','"),
+        ("[1] [2]", 4, "missing '+' or '-'"),
+        ("[1] +", 4, "no term after it"),
+        ("[5-3]", 1, "runs backwards"),
+        ("[1,x]", 3, "unexpected 'x'"),
+        ("[1,,2]", 3, "empty item"),
+        ("[]", 0, "empty brackets"),
+        ("[1] * 2", 4, "expected '+' or '-'"),
+    ],
+)
 def test_bad_expressions_point_at_the_problem(text, position, words):
     with pytest.raises(ExpressionError, match=re.escape(words)) as info:
         parse_expression(text)
@@ -207,8 +253,22 @@ def test_bad_expressions_point_at_the_problem(text, position, words):
 
 def test_arithmetic_command_draws_terms_means_and_result(run, gen, tmp_path, capsys):
     figure, zfile = tmp_path / "result.png", tmp_path / "result.npy"
-    assert main(["arithmetic", str(run), "[1,2] - 3 + [4-6]", "--out", str(figure), "--samples", "4",
-                 "--save-z", str(zfile)]) == 0
+    assert (
+        main(
+            [
+                "arithmetic",
+                str(run),
+                "[1,2] - 3 + [4-6]",
+                "--out",
+                str(figure),
+                "--samples",
+                "4",
+                "--save-z",
+                str(zfile),
+            ]
+        )
+        == 0
+    )
     assert "[1,2] - [3] + [4,5,6]" in capsys.readouterr().out
     z = load_z(zfile)
     seeds_z = gen.z(range(7))
@@ -218,9 +278,9 @@ def test_arithmetic_command_draws_terms_means_and_result(run, gen, tmp_path, cap
     # result row: sign column (28), result, gap, 4 noisy copies.
     image = Image.open(figure).convert("RGB")
     assert image.size == (28 + 52 + 18 + 4 * 50 + 2, 4 * 64 + 3 * 18)
-    result_tile = np.asarray(image)[3 * 82 + 14:3 * 82 + 14 + 48, 30:78]
+    result_tile = np.asarray(image)[3 * 82 + 14 : 3 * 82 + 14 + 48, 30:78]
     assert np.array_equal(result_tile, enlarged(gen.images(z=z)[0], 3))
-    mean_tile = np.asarray(image)[14:14 + 48, 28 + 152 + 18 + 2:28 + 152 + 18 + 50]  # first term's mean column
+    mean_tile = np.asarray(image)[14 : 14 + 48, 28 + 152 + 18 + 2 : 28 + 152 + 18 + 50]  # first term's mean column
     assert np.array_equal(mean_tile, enlarged(gen.images(z=seeds_z[1:3].mean(0))[0], 3))
 
     # The rendered z comes back through generate --z.
@@ -233,8 +293,9 @@ def test_arithmetic_noise_is_seeded(gen):
     _, same = gen.arithmetic("[1,2] + 3", samples=3, seed=1)
     _, other = gen.arithmetic("[1,2] + 3", samples=3, seed=2)
     assert z.shape == (16,)
-    assert np.array_equal(np.asarray(first), np.asarray(same)) and not np.array_equal(np.asarray(first),
-                                                                                   np.asarray(other))
+    assert np.array_equal(np.asarray(first), np.asarray(same)) and not np.array_equal(
+        np.asarray(first), np.asarray(other)
+    )
 
 
 def test_bad_expression_on_the_command_line_shows_a_caret_not_a_traceback(run, tmp_path, capsys):
@@ -252,6 +313,7 @@ def test_generate_refuses_z_of_the_wrong_size(run, tmp_path, capsys):
 
 
 # --- files ---
+
 
 def test_save_and_load_z_round_trip(tmp_path):
     z = z_from_seeds([1, 2, 3], 16)

@@ -11,6 +11,7 @@ from PIL import Image
 
 from dcgan import metrics, nearest
 from dcgan.cli import main
+
 from conftest import run_cli, write_images
 
 
@@ -57,9 +58,18 @@ def tiny_run(image_folder, tmp_path):
     """A run trained for one step at 16x16."""
     import dcgan
 
-    config = dcgan.build_config({"model.image_size": 16, "model.g_width": 8, "model.d_width": 8,
-                                 "model.latent_dim": 16, "batch_size": 8, "steps": 1, "progress": False,
-                                 "device": "cpu"})
+    config = dcgan.build_config(
+        {
+            "model.image_size": 16,
+            "model.g_width": 8,
+            "model.d_width": 8,
+            "model.latent_dim": 16,
+            "batch_size": 8,
+            "steps": 1,
+            "progress": False,
+            "device": "cpu",
+        }
+    )
     dcgan.train(image_folder, tmp_path / "run", config)
     return tmp_path / "run"
 
@@ -183,8 +193,19 @@ def test_compare_folders_uses_first_folders_native_size(tmp_path):
 def test_fid_command_json_end_to_end(tmp_path, tiny_torchscript):
     write_images(tmp_path / "a", 10, size=20, seed=1)
     write_images(tmp_path / "b", 10, size=20, mode="L", seed=2)
-    proc = run_cli("fid", str(tmp_path / "a"), str(tmp_path / "b"), "--json", "--inception", str(tiny_torchscript),
-                   "--kid-subsets", "10", "--device", "cpu", "--no-progress")
+    proc = run_cli(
+        "fid",
+        str(tmp_path / "a"),
+        str(tmp_path / "b"),
+        "--json",
+        "--inception",
+        str(tiny_torchscript),
+        "--kid-subsets",
+        "10",
+        "--device",
+        "cpu",
+        "--no-progress",
+    )
     result = json.loads(proc.stdout)
     assert {"fid", "kid", "kid_std", "n_a", "n_b"} <= set(result)
     assert result["n_a"] == result["n_b"] == 10 and result["fid"] > 0 and result["kid_std"] >= 0
@@ -192,8 +213,22 @@ def test_fid_command_json_end_to_end(tmp_path, tiny_torchscript):
 
 
 def test_fid_command_run_against_folder(tiny_run, image_folder, tiny_torchscript, capsys):
-    rc = main(["fid", str(tiny_run), str(image_folder), "-n", "20", "--inception", str(tiny_torchscript),
-               "--kid-subsets", "5", "--device", "cpu", "--no-progress"])
+    rc = main(
+        [
+            "fid",
+            str(tiny_run),
+            str(image_folder),
+            "-n",
+            "20",
+            "--inception",
+            str(tiny_torchscript),
+            "--kid-subsets",
+            "5",
+            "--device",
+            "cpu",
+            "--no-progress",
+        ]
+    )
     out = capsys.readouterr().out
     assert rc == 0
     assert out.startswith("FID ") and "KID " in out
@@ -202,8 +237,25 @@ def test_fid_command_run_against_folder(tiny_run, image_folder, tiny_torchscript
 
 def test_nearest_writes_a_grid(tiny_run, image_folder, tiny_torchscript, tmp_path, capsys):
     out = tmp_path / "near.png"
-    rc = main(["nearest", str(tiny_run), "--real", str(image_folder), "--out", str(out), "-n", "3", "-k", "2",
-               "--inception", str(tiny_torchscript), "--device", "cpu", "--no-progress"])
+    rc = main(
+        [
+            "nearest",
+            str(tiny_run),
+            "--real",
+            str(image_folder),
+            "--out",
+            str(out),
+            "-n",
+            "3",
+            "-k",
+            "2",
+            "--inception",
+            str(tiny_torchscript),
+            "--device",
+            "cpu",
+            "--no-progress",
+        ]
+    )
     text = capsys.readouterr().out
     assert rc == 0 and out.exists()
     width, height = Image.open(out).size
@@ -271,14 +323,27 @@ def test_real_inception_features(tmp_path):
 
 
 def test_eval_every_logs_fid_and_keeps_the_best_checkpoint(image_folder, tmp_path, tiny_torchscript):
-    from dcgan.runs import latest_checkpoint
-    from conftest import load_state
     from dcgan.runlog import read_metrics
-    from conftest import TINY, run_cli
+    from dcgan.runs import latest_checkpoint
+
+    from conftest import TINY, load_state, run_cli
 
     run = tmp_path / "evalrun"
-    proc = run_cli("train", str(image_folder), "--out", str(run), *TINY, "--steps", "4", "--eval-every", "2",
-                   "--eval-n", "8", "--inception", str(tiny_torchscript))
+    proc = run_cli(
+        "train",
+        str(image_folder),
+        "--out",
+        str(run),
+        *TINY,
+        "--steps",
+        "4",
+        "--eval-every",
+        "2",
+        "--eval-n",
+        "8",
+        "--inception",
+        str(tiny_torchscript),
+    )
     assert "FID" in proc.stderr
     rows = [r for r in read_metrics(run / "metrics.csv") if r.get("fid")]
     assert [r["step"] for r in rows] == ["2", "4"]
@@ -293,8 +358,20 @@ def test_eval_every_logs_fid_and_keeps_the_best_checkpoint(image_folder, tmp_pat
 def test_eval_every_without_metrics_fails_before_training(image_folder, tmp_path):
     from conftest import TINY, run_cli
 
-    proc = run_cli("train", str(image_folder), "--out", str(tmp_path / "r"), *TINY, "--steps", "2", "--eval-every",
-                   "1", "--inception", str(tmp_path / "missing.pt"), check=False)
+    proc = run_cli(
+        "train",
+        str(image_folder),
+        "--out",
+        str(tmp_path / "r"),
+        *TINY,
+        "--steps",
+        "2",
+        "--eval-every",
+        "1",
+        "--inception",
+        str(tmp_path / "missing.pt"),
+        check=False,
+    )
     assert proc.returncode != 0 and "no such file" in proc.stderr and "Traceback" not in proc.stderr
     assert not (tmp_path / "r" / "checkpoints").exists()
 

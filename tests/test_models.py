@@ -33,7 +33,9 @@ def test_dcgan_guidelines_hold():
     g_layers, d_layers = list(g.net), list(d.features)
     # G: no batch norm on the output layer, ReLU inside, tanh at the end
     assert isinstance(g_layers[-1], nn.Tanh) and isinstance(g_layers[-2], nn.ConvTranspose2d)
-    assert not any(isinstance(m, (nn.MaxPool2d, nn.AvgPool2d, nn.Linear)) for m in list(g.modules()) + list(d.modules()))
+    assert not any(
+        isinstance(m, (nn.MaxPool2d, nn.AvgPool2d, nn.Linear)) for m in list(g.modules()) + list(d.modules())
+    )
     assert all(isinstance(m, nn.ReLU) for m in g_layers if isinstance(m, (nn.ReLU, nn.LeakyReLU)))
     # D: no batch norm right after the input layer, LeakyReLU(0.2) everywhere
     assert isinstance(d_layers[0], nn.Conv2d) and isinstance(d_layers[1], nn.LeakyReLU)

@@ -10,10 +10,30 @@ import pytest
 import torch
 
 from dcgan.runs import checkpoint_name, latest_checkpoint
-from conftest import load_state, cli_env, run_cli
 
-ARGS = ["--image-size", "32", "--g-width", "16", "--d-width", "16", "--latent-dim", "16", "--batch-size", "16",
-        "--no-progress", "--log-every", "1", "--checkpoint-every", "4", "--keep", "2", "--seed", "3"]
+from conftest import cli_env, load_state, run_cli
+
+ARGS = [
+    "--image-size",
+    "32",
+    "--g-width",
+    "16",
+    "--d-width",
+    "16",
+    "--latent-dim",
+    "16",
+    "--batch-size",
+    "16",
+    "--no-progress",
+    "--log-every",
+    "1",
+    "--checkpoint-every",
+    "4",
+    "--keep",
+    "2",
+    "--seed",
+    "3",
+]
 STEPS = 48
 
 
@@ -41,8 +61,12 @@ def test_kill_9_then_resume_is_bit_identical(image_folder, tmp_path):
     run_cli("train", str(image_folder), "--out", str(tmp_path / "full"), *ARGS, "--steps", str(STEPS))
     # 2. The same run, killed with SIGKILL as soon as it has written a checkpoint past the first...
     killed = tmp_path / "killed"
-    proc = subprocess.Popen([sys.executable, "-m", "dcgan", "train", str(image_folder), "--out", str(killed), *ARGS,
-                             "--steps", str(STEPS)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=cli_env())
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "dcgan", "train", str(image_folder), "--out", str(killed), *ARGS, "--steps", str(STEPS)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env=cli_env(),
+    )
     deadline = time.time() + 120
     while time.time() < deadline:
         latest = latest_checkpoint(killed / "checkpoints")
@@ -71,8 +95,9 @@ def test_resume_flags_can_extend_a_run_and_refuse_incompatible_ones(image_folder
     # Settings come from the run itself; only what is given changes.
     run_cli("train", str(image_folder), "--out", str(run), "--resume", "--steps", "4", "--no-progress")
     assert final_state(run)["step"] == 4
-    proc = run_cli("train", str(image_folder), "--out", str(run), "--resume", "--steps", "6", "--g-width", "8",
-                   check=False)
+    proc = run_cli(
+        "train", str(image_folder), "--out", str(run), "--resume", "--steps", "6", "--g-width", "8", check=False
+    )
     assert proc.returncode == 1 and "model settings differ" in proc.stderr and "g_width" in proc.stderr
     assert '"g_width": 16' in (run / "config.json").read_text()  # a refused resume rewrites nothing
     (image_folder / "img_000.png").unlink()
@@ -117,8 +142,17 @@ def test_nan_stops_with_step_and_keeps_checkpoint(image_folder, tmp_path, monkey
     from dcgan.trainer import TrainingError
 
     _nan_after(6, monkeypatch)
-    config = dcgan.build_config({"model.image_size": 16, "model.g_width": 8, "model.d_width": 8, "batch_size": 8,
-                                 "steps": 20, "checkpoint_every": 4, "progress": False})
+    config = dcgan.build_config(
+        {
+            "model.image_size": 16,
+            "model.g_width": 8,
+            "model.d_width": 8,
+            "batch_size": 8,
+            "steps": 20,
+            "checkpoint_every": 4,
+            "progress": False,
+        }
+    )
     with pytest.raises(TrainingError, match="at step 7.*step-00000004"):
         dcgan.train(image_folder, tmp_path / "run", config)
     assert latest_checkpoint(tmp_path / "run" / "checkpoints").name == "step-00000004.safetensors"
@@ -130,8 +164,18 @@ def test_nan_rollback_halves_lr_and_finishes(image_folder, tmp_path, monkeypatch
 
     _nan_after(6, monkeypatch, times=1)
     messages = []
-    config = dcgan.build_config({"model.image_size": 16, "model.g_width": 8, "model.d_width": 8, "batch_size": 8,
-                                 "steps": 10, "checkpoint_every": 4, "progress": False, "on_nan": "rollback"})
+    config = dcgan.build_config(
+        {
+            "model.image_size": 16,
+            "model.g_width": 8,
+            "model.d_width": 8,
+            "batch_size": 8,
+            "steps": 10,
+            "checkpoint_every": 4,
+            "progress": False,
+            "on_nan": "rollback",
+        }
+    )
     from dcgan.trainer import train
 
     result = train(image_folder, tmp_path / "run", config, say=messages.append)

@@ -6,12 +6,21 @@ from dcgan import checkpoint as ckpt
 from dcgan.distributed import DistContext
 from dcgan.runstate import build_state, pack, unpack, unwrap
 from dcgan.step import StepOptions, train_step
+
 from conftest import make_plan, make_record
 
 
 def config(seed):
-    return make_plan({"model.image_size": 32, "model.channels": 3, "model.g_width": 8, "model.d_width": 8,
-                         "model.latent_dim": 8, "seed": seed})
+    return make_plan(
+        {
+            "model.image_size": 32,
+            "model.channels": 3,
+            "model.g_width": 8,
+            "model.d_width": 8,
+            "model.latent_dim": 8,
+            "seed": seed,
+        }
+    )
 
 
 CONFIG = config(4)

@@ -5,15 +5,27 @@ import torch
 
 from dcgan.config import ModelConfig, model_spec
 from dcgan.models import build_models
-from dcgan.step import (GanState, StepOptions, discriminator_step, ema_beta_at, generator_step, to_model_range,
-                        update_ema)
+from dcgan.step import (
+    GanState,
+    StepOptions,
+    discriminator_step,
+    ema_beta_at,
+    generator_step,
+    to_model_range,
+    update_ema,
+)
 
 
 def make_state(ema=True, lr=1e-3):
     torch.manual_seed(0)
     g, d = build_models(model_spec(ModelConfig(image_size=16, channels=3, latent_dim=8, g_width=8, d_width=8)))
-    return GanState(g, d, torch.optim.Adam(g.parameters(), lr), torch.optim.Adam(d.parameters(), lr),
-                    copy.deepcopy(g) if ema else None)
+    return GanState(
+        g,
+        d,
+        torch.optim.Adam(g.parameters(), lr),
+        torch.optim.Adam(d.parameters(), lr),
+        copy.deepcopy(g) if ema else None,
+    )
 
 
 def params(m):

@@ -9,8 +9,17 @@ from __future__ import annotations
 from typing import Any
 
 __version__ = "0.2.0"
-__all__ = ["train", "load", "plan", "build_config", "TrainConfig", "ModelConfig", "DataConfig", "UserError",
-           "__version__"]
+__all__ = [
+    "train",
+    "load",
+    "plan",
+    "build_config",
+    "TrainConfig",
+    "ModelConfig",
+    "DataConfig",
+    "UserError",
+    "__version__",
+]
 
 
 def __getattr__(name: str) -> Any:

@@ -26,7 +26,15 @@ from .config import TrainConfig, build_config
 from .devices import resolve_device
 from .files import check_output_dir
 from .images import label_scale, make_grid, save_image, to_pil
-from .options import MAX_GRID, ArithmeticOptions, ArithmeticSpec, GenerateOptions, GeneratorSource, InterpolateOptions, WalkSpec
+from .options import (
+    MAX_GRID,
+    ArithmeticOptions,
+    ArithmeticSpec,
+    GenerateOptions,
+    GeneratorSource,
+    InterpolateOptions,
+    WalkSpec,
+)
 from .plan import resume_request
 from .runs import LoadedGenerator, RunFolder, load_generator
 from .sampling import generate, z_from_seeds
@@ -37,8 +45,9 @@ from .trainer import dry_run as _dry_run
 from .trainer import train as _train
 
 
-def training_request(run_dir: str | os.PathLike, config: TrainConfig | None, resume: bool,
-                     overrides: dict[str, Any]) -> TrainConfig:
+def training_request(
+    run_dir: str | os.PathLike, config: TrainConfig | None, resume: bool, overrides: dict[str, Any]
+) -> TrainConfig:
     """What a run is asked to do: a resumed run's own settings with ``overrides`` on top, else ``config`` (or
     the default preset) with ``overrides`` on top. Checked either way."""
     folder = RunFolder(Path(run_dir))
@@ -49,9 +58,15 @@ def training_request(run_dir: str | os.PathLike, config: TrainConfig | None, res
     return with_overrides(config, overrides) if overrides else config
 
 
-def train(data_dir: str | os.PathLike, run_dir: str | os.PathLike, config: TrainConfig | None = None,
-          resume: bool = False, allow_data_change: bool = False, say: Callable[[str], None] | None = None,
-          **overrides: Any) -> TrainResult:
+def train(
+    data_dir: str | os.PathLike,
+    run_dir: str | os.PathLike,
+    config: TrainConfig | None = None,
+    resume: bool = False,
+    allow_data_change: bool = False,
+    say: Callable[[str], None] | None = None,
+    **overrides: Any,
+) -> TrainResult:
     """Train on a folder of images. Settings are keyword overrides with the config's dotted names, e.g.
     ``train(d, r, steps=500, **{"model.image_size": 32})``, on top of ``config`` (default: the default preset;
     with ``resume``, the run's own settings)."""
@@ -59,8 +74,13 @@ def train(data_dir: str | os.PathLike, run_dir: str | os.PathLike, config: Train
     return _train(data_dir, run_dir, request, resume=resume, allow_data_change=allow_data_change, say=say)
 
 
-def plan(data_dir: str | os.PathLike, run_dir: str | os.PathLike, config: TrainConfig | None = None,
-         resume: bool = False, **overrides: Any) -> str:
+def plan(
+    data_dir: str | os.PathLike,
+    run_dir: str | os.PathLike,
+    config: TrainConfig | None = None,
+    resume: bool = False,
+    **overrides: Any,
+) -> str:
     """What ``train`` would do with these arguments (``dcgan train --dry-run``), as text; trains nothing."""
     return _dry_run(data_dir, run_dir, training_request(run_dir, config, resume, overrides), resume=resume)
 
@@ -70,8 +90,9 @@ class TrainedGenerator:
 
     def __init__(self, path: str | os.PathLike, device: str = "cpu", ema: bool = True, which: str = "auto") -> None:
         source = GeneratorSource(run=str(path), device=device, ema=ema, checkpoint=which)  # type: ignore[arg-type]
-        self.loaded: LoadedGenerator = load_generator(source.run, resolve_device(source.device), ema=source.ema,
-                                                      which=source.checkpoint)
+        self.loaded: LoadedGenerator = load_generator(
+            source.run, resolve_device(source.device), ema=source.ema, which=source.checkpoint
+        )
         self.net = self.loaded.net
         self.model = self.loaded.model
         self.output = self.model.output
@@ -86,34 +107,57 @@ class TrainedGenerator:
         """(N, latent_dim) z for seeds, scaled toward the mean (zero) by ``truncation``."""
         return z_from_seeds(_seeds(seeds), self.latent_dim) * truncation
 
-    def images(self, seeds: Iterable[int] | None = None, z: torch.Tensor | np.ndarray | None = None,
-               n: int | None = None, truncation: float = 1.0) -> np.ndarray:
+    def images(
+        self,
+        seeds: Iterable[int] | None = None,
+        z: torch.Tensor | np.ndarray | None = None,
+        n: int | None = None,
+        truncation: float = 1.0,
+    ) -> np.ndarray:
         """uint8 (N, H, W, C) images from seeds, from z vectors, or from seeds 0..n-1."""
         if z is None:
             seeds = range(n or 16) if seeds is None else seeds
             z = self.z(seeds, truncation)
         z = torch.as_tensor(np.asarray(z, dtype=np.float32))
         if z.shape[-1] != self.latent_dim or z.ndim not in (1, 2):
-            raise ConfigError(f"z vectors of shape {tuple(z.shape)}; this generator takes {self.latent_dim} numbers each")
+            raise ConfigError(
+                f"z vectors of shape {tuple(z.shape)}; this generator takes {self.latent_dim} numbers each"
+            )
         return generate(self.net, z.reshape(-1, self.latent_dim), self.output)
 
     def pil(self, **kwargs: Any) -> list[Image.Image]:
         """The same as ``images`` but as PIL images."""
         return [to_pil(p) for p in self.images(**kwargs)]
 
-    def grid(self, seeds: Iterable[int] | None = None, columns: int | None = None, labels: bool = False,
-             **kwargs: Any) -> Image.Image:
+    def grid(
+        self, seeds: Iterable[int] | None = None, columns: int | None = None, labels: bool = False, **kwargs: Any
+    ) -> Image.Image:
         """One grid image; ``labels=True`` captions each tile with its seed."""
         seeds = _seeds(range(16) if seeds is None else seeds, MAX_GRID)
         pixels = self.images(seeds=seeds, **kwargs)
-        return make_grid(pixels, columns, labels=[str(s) for s in seeds] if labels else None,
-                         scale=label_scale(pixels.shape[1]) if labels else 1)
+        return make_grid(
+            pixels,
+            columns,
+            labels=[str(s) for s in seeds] if labels else None,
+            scale=label_scale(pixels.shape[1]) if labels else 1,
+        )
 
-    def interpolate(self, seeds: Iterable[int], frames: int = 30, spherical: bool = True, loop: bool = False,
-                    truncation: float = 1.0) -> np.ndarray:
+    def interpolate(
+        self,
+        seeds: Iterable[int],
+        frames: int = 30,
+        spherical: bool = True,
+        loop: bool = False,
+        truncation: float = 1.0,
+    ) -> np.ndarray:
         """uint8 (F, H, W, C) frames walking from seed to seed, ``frames`` per segment (slerp unless told)."""
-        walk = WalkSpec(seeds=",".join(str(s) for s in _seeds(seeds)), frames=frames, lerp=not spherical, loop=loop,
-                        truncation=truncation)
+        walk = WalkSpec(
+            seeds=",".join(str(s) for s in _seeds(seeds)),
+            frames=frames,
+            lerp=not spherical,
+            loop=loop,
+            truncation=truncation,
+        )
         return self.walk(walk)
 
     def walk(self, walk: WalkSpec) -> np.ndarray:
@@ -123,8 +167,9 @@ class TrainedGenerator:
         path = interpolation_path(self.z(walk.seed_list(), walk.truncation), walk.frames, not walk.lerp, walk.loop)
         return self.images(z=path)
 
-    def arithmetic(self, expression: str, samples: int = 8, noise: float = 0.25,
-                   seed: int = 0) -> tuple[torch.Tensor, Image.Image]:
+    def arithmetic(
+        self, expression: str, samples: int = 8, noise: float = 0.25, seed: int = 0
+    ) -> tuple[torch.Tensor, Image.Image]:
         """'[12,40,77] - [5,9,31] + [21,33,60]' on the terms' mean z -> (result z (D,), a figure showing the
         terms, their means, the result and ``samples`` results with noise of std ``noise`` added, seeded)."""
         return self.evaluate(ArithmeticSpec(expression=expression, samples=samples, noise=noise, seed=seed))
@@ -140,8 +185,14 @@ class TrainedGenerator:
         jitter = torch.from_numpy(np.random.RandomState(spec.seed).standard_normal((spec.samples, self.latent_dim)))
         results = self.images(z=torch.cat([z[None], z[None] + spec.noise * jitter.float()]))
         means = self.images(z=torch.stack([self.z(seeds).mean(0) for _, seeds in terms]))
-        figure = arithmetic_figure(terms, [self.images(seeds=seeds[:shown]) for _, seeds in terms], means, results,
-                                   scale=label_scale(results.shape[1]), max_shown=shown)
+        figure = arithmetic_figure(
+            terms,
+            [self.images(seeds=seeds[:shown]) for _, seeds in terms],
+            means,
+            results,
+            scale=label_scale(results.shape[1]),
+            max_shown=shown,
+        )
         return z, figure
 
 
@@ -205,16 +256,19 @@ def generate_files(options: GenerateOptions) -> Written:
         out = Path(options.out_dir)
         out.mkdir(parents=True, exist_ok=True)
         for start in range(0, len(seeds), 256):
-            chunk = seeds[start:start + 256]
-            chunk_pixels = pixels[start:start + 256] if pixels is not None else images(chunk)
+            chunk = seeds[start : start + 256]
+            chunk_pixels = pixels[start : start + 256] if pixels is not None else images(chunk)
             for s, p in zip(chunk, chunk_pixels):
                 target = out / f"{'seed' if z is None else 'z'}-{s:04d}.png"
                 save_image(to_pil(p), target, "--out-dir")
                 written.append(target)
     grid = None
     if options.grid is not None and pixels is not None:
-        save_image(make_grid(pixels, labels=[str(s) for s in seeds], scale=label_scale(pixels.shape[1])),
-                   options.grid, "--grid")
+        save_image(
+            make_grid(pixels, labels=[str(s) for s in seeds], scale=label_scale(pixels.shape[1])),
+            options.grid,
+            "--grid",
+        )
         grid = Path(options.grid)
     return Written(files=written, grid=grid, source=gen.loaded.describe())
 
@@ -226,8 +280,15 @@ def write_walk(options: InterpolateOptions) -> tuple[int, int, int, str]:
     check_walk_output(options.out)
     gen = _load(options.source)
     frames = gen.walk(options.walk)
-    width, height = save_walk(frames, options.out, options.walk.seed_list(), options.walk.frames,
-                              loop=options.walk.loop, fps=options.fps, scale=options.scale)
+    width, height = save_walk(
+        frames,
+        options.out,
+        options.walk.seed_list(),
+        options.walk.frames,
+        loop=options.walk.loop,
+        fps=options.fps,
+        scale=options.scale,
+    )
     return len(frames), width, height, gen.loaded.describe()
 
 

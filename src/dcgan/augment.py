@@ -87,7 +87,9 @@ def random_flip(x: torch.Tensor, gen: torch.Generator | None) -> torch.Tensor:
 
 
 TRANSFORMS: dict[str, Callable[[torch.Tensor, torch.Generator | None], torch.Tensor]] = {
-    "color": color, "translation": translation, "cutout": cutout,
+    "color": color,
+    "translation": translation,
+    "cutout": cutout,
 }
 
 

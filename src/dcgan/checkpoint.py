@@ -62,12 +62,21 @@ class CheckpointRecord:
 
 # --- the record <-> a nested structure of plain values and tensors ------------------------------------
 
+
 def _to_structure(record: CheckpointRecord) -> dict[str, Any]:
-    return {"config": record.plan, "step": record.step, "epoch": record.epoch, "sampler": record.sampler,
-            **{name: record.networks.get(name) for name in NETWORKS}, "rng": record.rng,
-            "augment_p": record.augment_p, "best_fid": record.best_fid, "evals_since_best": record.evals_since_best,
-            "data_fingerprint": record.data_fingerprint,
-            "package_version": record.package_version}
+    return {
+        "config": record.plan,
+        "step": record.step,
+        "epoch": record.epoch,
+        "sampler": record.sampler,
+        **{name: record.networks.get(name) for name in NETWORKS},
+        "rng": record.rng,
+        "augment_p": record.augment_p,
+        "best_fid": record.best_fid,
+        "evals_since_best": record.evals_since_best,
+        "data_fingerprint": record.data_fingerprint,
+        "package_version": record.package_version,
+    }
 
 
 def _expect(state: dict[str, Any], key: str, kind: type | tuple[type, ...], source: str) -> Any:
@@ -92,12 +101,19 @@ def _from_structure(state: Any, source: str) -> CheckpointRecord:
         _expect(state, name, dict, source)
     sampler = _expect(state, "sampler", dict, source)
     return CheckpointRecord(
-        model=model, plan=plan, step=_expect(state, "step", int, source), epoch=_expect(state, "epoch", int, source),
-        sampler={"epoch": int(sampler.get("epoch", 0)), "batch": int(sampler.get("batch", 0))}, networks=networks,
-        rng=state.get("rng") or {}, augment_p=float(state.get("augment_p", 0.0)),
-        best_fid=float(state.get("best_fid", math.inf)), evals_since_best=int(state.get("evals_since_best", 0)),
+        model=model,
+        plan=plan,
+        step=_expect(state, "step", int, source),
+        epoch=_expect(state, "epoch", int, source),
+        sampler={"epoch": int(sampler.get("epoch", 0)), "batch": int(sampler.get("batch", 0))},
+        networks=networks,
+        rng=state.get("rng") or {},
+        augment_p=float(state.get("augment_p", 0.0)),
+        best_fid=float(state.get("best_fid", math.inf)),
+        evals_since_best=int(state.get("evals_since_best", 0)),
         data_fingerprint=str(state.get("data_fingerprint", "")),
-        package_version=str(state.get("package_version", "")))
+        package_version=str(state.get("package_version", "")),
+    )
 
 
 def _flatten(obj: Any, path: str, tensors: dict[str, torch.Tensor]) -> Any:
@@ -107,11 +123,18 @@ def _flatten(obj: Any, path: str, tensors: dict[str, torch.Tensor]) -> Any:
         tensors[key] = obj.detach().to("cpu").contiguous().clone()
         return {_TENSOR: key}
     if isinstance(obj, dict):
-        return {"__dict__": [[_flatten(k, f"{path}.k{i}", tensors), _flatten(v, f"{path}.{i}", tensors)]
-                             for i, (k, v) in enumerate(obj.items())]}
+        return {
+            "__dict__": [
+                [_flatten(k, f"{path}.k{i}", tensors), _flatten(v, f"{path}.{i}", tensors)]
+                for i, (k, v) in enumerate(obj.items())
+            ]
+        }
     if isinstance(obj, (list, tuple)):
-        return {"__list__" if isinstance(obj, list) else "__tuple__":
-                [_flatten(v, f"{path}.{i}", tensors) for i, v in enumerate(obj)]}
+        return {
+            "__list__" if isinstance(obj, list) else "__tuple__": [
+                _flatten(v, f"{path}.{i}", tensors) for i, v in enumerate(obj)
+            ]
+        }
     if obj is None or isinstance(obj, (bool, int, float, str)):
         return obj
     raise TypeError(f"cannot store {type(obj).__name__} at {path!r} in a checkpoint")
@@ -136,6 +159,7 @@ def _unflatten(obj: Any, tensors: dict[str, torch.Tensor], depth: int = 0) -> An
 
 
 # --- files ---------------------------------------------------------------------------------------------
+
 
 def to_bytes(record: CheckpointRecord) -> bytes:
     """Serialise a record to safetensors bytes."""

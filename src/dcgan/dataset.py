@@ -71,8 +71,11 @@ def cache_root(data: DataConfig) -> Path:
 def cache_key(root: Path, files: list[str], settings: DecodeSettings, channels: int | None) -> str:
     """Names the decoded pixels of this folder as it is now (see the module notes)."""
     h = hashlib.sha256()
-    h.update(f"{CACHE_FORMAT}\0{root.resolve()}\0{json.dumps(asdict(settings), sort_keys=True)}\0{channels}\n"
-             .encode("utf-8", "surrogateescape"))
+    h.update(
+        f"{CACHE_FORMAT}\0{root.resolve()}\0{json.dumps(asdict(settings), sort_keys=True)}\0{channels}\n".encode(
+            "utf-8", "surrogateescape"
+        )
+    )
     for rel in files:
         try:
             st = os.stat(root / rel)
@@ -87,8 +90,9 @@ def _decode_job(args: tuple[str, DecodeSettings]) -> Decoded:
     return decode_file(*args)
 
 
-def _decode_all(root: Path, files: list[str], settings: DecodeSettings, workers: int,
-                progress: bool) -> Iterator[Decoded]:
+def _decode_all(
+    root: Path, files: list[str], settings: DecodeSettings, workers: int, progress: bool
+) -> Iterator[Decoded]:
     """Yield Decoded results in file order, decoding on several processes when there are many files."""
     jobs = [(str(root / rel), settings) for rel in files]
     workers = workers or os.cpu_count() or 1
@@ -109,18 +113,24 @@ def _write_final(tmp_rgb: np.ndarray, n: int, channels: int, out_path: Path) -> 
     size = tmp_rgb.shape[1]
     final = np.lib.format.open_memmap(out_path, mode="w+", dtype=np.uint8, shape=(n, size, size, channels))
     for start in range(0, n, _CHUNK):
-        chunk = np.asarray(tmp_rgb[start:min(n, start + _CHUNK)])
+        chunk = np.asarray(tmp_rgb[start : min(n, start + _CHUNK)])
         if channels == 1:
             # ITU-R 601 luma, the weights Pillow's convert("L") uses.
             luma = chunk[..., 0] * 0.299 + chunk[..., 1] * 0.587 + chunk[..., 2] * 0.114
             chunk = np.clip(np.rint(luma), 0, 255).astype(np.uint8)[..., None]
-        final[start:start + len(chunk)] = chunk
+        final[start : start + len(chunk)] = chunk
     final.flush()
     del final
 
 
-def prepare_dataset(root: str | os.PathLike, image_size: int, data: DataConfig, channels: int | None = None,
-                    progress: bool = True, exclude: tuple[str | os.PathLike, ...] = ()) -> PreparedData:
+def prepare_dataset(
+    root: str | os.PathLike,
+    image_size: int,
+    data: DataConfig,
+    channels: int | None = None,
+    progress: bool = True,
+    exclude: tuple[str | os.PathLike, ...] = (),
+) -> PreparedData:
     """Scan, decode (or reuse the cache) and return the dataset; raises DataError when nothing is usable.
 
     Folders in ``exclude`` (the run folder being trained into) and dcgan run folders found inside are
@@ -133,8 +143,10 @@ def prepare_dataset(root: str | os.PathLike, image_size: int, data: DataConfig, 
         raise DataError(f"{str(root)!r} is not a folder")
     scan = scan_folder(root, exclude)
     if not scan.images:
-        raise DataError(f"no image files in {str(root)!r} (looked for .jpg .jpeg .png .webp .bmp .gif .tif .tiff, "
-                        f"in subfolders too; {len(scan.ignored)} other file(s) found)")
+        raise DataError(
+            f"no image files in {str(root)!r} (looked for .jpg .jpeg .png .webp .bmp .gif .tif .tiff, "
+            f"in subfolders too; {len(scan.ignored)} other file(s) found)"
+        )
     settings = DecodeSettings(size=image_size, fit=data.fit, background=data.background, min_size=data.min_size)
     caches = cache_root(data)
     _remove_abandoned_builds(caches)
@@ -144,12 +156,15 @@ def prepare_dataset(root: str | os.PathLike, image_size: int, data: DataConfig, 
         _build_cache(root, scan, settings, channels, cache_dir, data.workers, progress)
         loaded = _load_cache(cache_dir)
         if loaded is None:
-            raise DataError(f"the decode cache {str(cache_dir)!r} cannot be read back; delete that folder and "
-                            "run again (or give another --cache-dir)")
+            raise DataError(
+                f"the decode cache {str(cache_dir)!r} cannot be read back; delete that folder and "
+                "run again (or give another --cache-dir)"
+            )
     report, files, images = loaded
     report = {**report, "root": str(root.resolve()), "cache": str(cache_dir)}
-    return PreparedData(images=images, files=files, report=report, fingerprint=report["fingerprint"],
-                        cache_dir=cache_dir)
+    return PreparedData(
+        images=images, files=files, report=report, fingerprint=report["fingerprint"], cache_dir=cache_dir
+    )
 
 
 def _load_cache(cache_dir: Path) -> tuple[dict[str, Any], list[str], np.ndarray] | None:
@@ -161,16 +176,24 @@ def _load_cache(cache_dir: Path) -> tuple[dict[str, Any], list[str], np.ndarray]
         report = read_json(cache_dir / "report.json")
         files = read_json(cache_dir / "files.json")
         images = np.load(cache_dir / "images.npy", mmap_mode="r")
-        if (not isinstance(report, dict) or "fingerprint" not in report or not isinstance(files, list)
-                or images.ndim != 4 or len(images) != report.get("used") or len(files) != len(images)):
+        if (
+            not isinstance(report, dict)
+            or "fingerprint" not in report
+            or not isinstance(files, list)
+            or images.ndim != 4
+            or len(images) != report.get("used")
+            or len(files) != len(images)
+        ):
             raise ValueError("its parts do not agree")
     except (OSError, ValueError) as e:
-        print(f"the decode cache {printable(str(cache_dir))} is damaged ({e}); decoding the folder again",
-              file=sys.stderr)
+        print(
+            f"the decode cache {printable(str(cache_dir))} is damaged ({e}); decoding the folder again", file=sys.stderr
+        )
         shutil.rmtree(cache_dir, ignore_errors=True)
         if cache_dir.exists():
-            raise DataError(f"the decode cache {str(cache_dir)!r} is damaged and cannot be removed: delete it "
-                            "by hand and run again") from None
+            raise DataError(
+                f"the decode cache {str(cache_dir)!r} is damaged and cannot be removed: delete it by hand and run again"
+            ) from None
         return None
     return report, files, images
 
@@ -181,7 +204,7 @@ def _remove_abandoned_builds(caches: Path) -> None:
         return
     host = socket.gethostname()
     for work in caches.glob(f"{_BUILDING}*"):
-        parts = work.name[len(_BUILDING):].split("-")
+        parts = work.name[len(_BUILDING) :].split("-")
         if len(parts) < 3 or parts[0] != host or not parts[1].isdigit():
             continue
         try:
@@ -192,15 +215,23 @@ def _remove_abandoned_builds(caches: Path) -> None:
             pass
 
 
-def _build_cache(root: Path, scan: ScanResult, settings: DecodeSettings, channels: int | None, cache_dir: Path,
-                 workers: int, progress: bool) -> None:
+def _build_cache(
+    root: Path,
+    scan: ScanResult,
+    settings: DecodeSettings,
+    channels: int | None,
+    cache_dir: Path,
+    workers: int,
+    progress: bool,
+) -> None:
     try:
         cache_dir.parent.mkdir(parents=True, exist_ok=True)
-        work = Path(tempfile.mkdtemp(prefix=f"{_BUILDING}{socket.gethostname()}-{os.getpid()}-",
-                                     dir=cache_dir.parent))
+        work = Path(tempfile.mkdtemp(prefix=f"{_BUILDING}{socket.gethostname()}-{os.getpid()}-", dir=cache_dir.parent))
     except OSError as e:
-        raise DataError(f"cannot write the decode cache in {str(cache_dir.parent)!r}: {e.strerror or e} "
-                        "(set --cache-dir or DCGAN_CACHE to a writable folder)") from None
+        raise DataError(
+            f"cannot write the decode cache in {str(cache_dir.parent)!r}: {e.strerror or e} "
+            "(set --cache-dir or DCGAN_CACHE to a writable folder)"
+        ) from None
     try:
         _decode_into(work, root, scan, settings, channels, workers, progress)
         try:
@@ -214,11 +245,19 @@ def _build_cache(root: Path, scan: ScanResult, settings: DecodeSettings, channel
         shutil.rmtree(work, ignore_errors=True)
 
 
-def _decode_into(work: Path, root: Path, scan: ScanResult, settings: DecodeSettings, channels: int | None,
-                 workers: int, progress: bool) -> None:
+def _decode_into(
+    work: Path,
+    root: Path,
+    scan: ScanResult,
+    settings: DecodeSettings,
+    channels: int | None,
+    workers: int,
+    progress: bool,
+) -> None:
     size = settings.size
-    tmp = np.lib.format.open_memmap(work / "rgb.npy", mode="w+", dtype=np.uint8,
-                                    shape=(len(scan.images), size, size, 3))
+    tmp = np.lib.format.open_memmap(
+        work / "rgb.npy", mode="w+", dtype=np.uint8, shape=(len(scan.images), size, size, 3)
+    )
     used: list[str] = []
     skipped: list[dict[str, str]] = []
     duplicates: list[list[str]] = []
@@ -248,11 +287,12 @@ def _decode_into(work: Path, root: Path, scan: ScanResult, settings: DecodeSetti
         _write_final(tmp, len(used), resolved_channels, work / "images.npy")
     del tmp
     (work / "rgb.npy").unlink()
-    report = {
+    by_reason = dict(Counter(_reason_kind(s["reason"]) for s in skipped))
+    report: dict[str, Any] = {
         "used": len(used),
         "image_files": len(scan.images),
         "skipped": skipped,
-        "skipped_by_reason": dict(Counter(_reason_kind(s["reason"]) for s in skipped)),
+        "skipped_by_reason": by_reason,
         "duplicates": duplicates,
         "upscaled": upscaled,
         "other_files": [{"path": p, "reason": r} for p, r in scan.ignored],
@@ -263,7 +303,7 @@ def _decode_into(work: Path, root: Path, scan: ScanResult, settings: DecodeSetti
     }
     if not used:
         # Nothing to cache: report why without leaving a cache behind.
-        kinds = ", ".join(f"{k}: {v}" for k, v in report["skipped_by_reason"].items())
+        kinds = ", ".join(f"{k}: {v}" for k, v in by_reason.items())
         raise DataError(f"no usable image in {str(root)!r}: {len(scan.images)} image file(s), all skipped ({kinds})")
     write_json(work / "report.json", report)
     write_json(work / "files.json", used)
@@ -316,7 +356,7 @@ class EpochSampler:
     def peek(self) -> np.ndarray:
         """The batch ``next`` returns, without moving."""
         start = self.batch * self.batch_size
-        return np.sort(self._order[start:start + self.batch_size])
+        return np.sort(self._order[start : start + self.batch_size])
 
     def epoch_batches(self) -> np.ndarray:
         """The current epoch's batches as a (batches_per_epoch, batch_size) table, each row as ``next`` gives it."""

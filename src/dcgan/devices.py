@@ -72,8 +72,10 @@ def busy_cores_hint(busy: float, cores: int, threads: int) -> str | None:
     if taken < 1 or threads < 2 or threads + taken <= cores:
         return None
     fewer = max(1, min(threads, cores) - taken)
-    return (f"note: other processes keep about {taken} of {cores} cores busy and training would use {threads} "
-            f"threads; if steps are slow, try --threads {fewer}")
+    return (
+        f"note: other processes keep about {taken} of {cores} cores busy and training would use {threads} "
+        f"threads; if steps are slow, try --threads {fewer}"
+    )
 
 
 def cpu_seconds() -> tuple[float, float]:

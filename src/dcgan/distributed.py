@@ -35,9 +35,12 @@ class DistContext:
     def from_env(cls) -> DistContext:
         """Read torchrun's variables (WORLD_SIZE, RANK, LOCAL_RANK, TORCHELASTIC_RESTART_COUNT)."""
         env = os.environ
-        return cls(world=int(env.get("WORLD_SIZE", "1")), rank=int(env.get("RANK", "0")),
-                   local_rank=int(env.get("LOCAL_RANK", "0")),
-                   restarts=int(env.get("TORCHELASTIC_RESTART_COUNT", "0")))
+        return cls(
+            world=int(env.get("WORLD_SIZE", "1")),
+            rank=int(env.get("RANK", "0")),
+            local_rank=int(env.get("LOCAL_RANK", "0")),
+            restarts=int(env.get("TORCHELASTIC_RESTART_COUNT", "0")),
+        )
 
 
 def init(ctx: DistContext, device: torch.device) -> torch.device:
@@ -106,11 +109,13 @@ class SyncBatchNorm2d(nn.BatchNorm2d):
             stats = all_reduce(torch.cat([xf.sum(dim=(0, 2, 3)), (xf * xf).sum(dim=(0, 2, 3)), count]))
         n = stats[-1]
         mean = stats[:c] / n
-        var = (stats[c:2 * c] / n - mean * mean).clamp_min(0)
+        var = (stats[c : 2 * c] / n - mean * mean).clamp_min(0)
+        assert self.running_mean is not None and self.running_var is not None and self.num_batches_tracked is not None
+        momentum = 0.1 if self.momentum is None else self.momentum
         with torch.no_grad():
             self.num_batches_tracked += 1
-            self.running_mean.lerp_(mean.detach(), self.momentum)
-            self.running_var.lerp_(var.detach() * n / (n - 1).clamp_min(1), self.momentum)
+            self.running_mean.lerp_(mean.detach(), momentum)
+            self.running_var.lerp_(var.detach() * n / (n - 1).clamp_min(1), momentum)
         y = (xf - mean[None, :, None, None]) * torch.rsqrt(var + self.eps)[None, :, None, None]
         return (y * self.weight[None, :, None, None] + self.bias[None, :, None, None]).to(x.dtype)
 
@@ -119,8 +124,9 @@ def sync_batchnorm(module: nn.Module) -> nn.Module:
     """Swap every BatchNorm2d for SyncBatchNorm2d in place, keeping weights and statistics (and names)."""
     for name, child in module.named_children():
         if isinstance(child, nn.BatchNorm2d) and not isinstance(child, SyncBatchNorm2d):
-            synced = SyncBatchNorm2d(child.num_features, child.eps, child.momentum, child.affine,
-                                     child.track_running_stats)
+            synced = SyncBatchNorm2d(
+                child.num_features, child.eps, child.momentum, child.affine, child.track_running_stats
+            )
             synced.load_state_dict(child.state_dict())
             setattr(module, name, synced.to(child.weight.device))
         else:

@@ -59,8 +59,9 @@ class BatchFeed:
         if len(self._buffers) < 2 or tuple(self._buffers[slot].shape) != shape:
             self._buffers = [torch.empty(shape, dtype=torch.uint8).pin_memory() for _ in range(2)]
             self._copied = [None, None]
-        if self._copied[slot] is not None:
-            self._copied[slot].synchronize()  # the copy that last read this pinned buffer is done
+        copied = self._copied[slot]
+        if copied is not None:
+            copied.synchronize()  # the copy that last read this pinned buffer is done
         host = self._buffers[slot]
         np.take(self.images, indices, axis=0, out=host.numpy(), mode="clip")  # "raise" would buffer the copy
         with torch.cuda.stream(self._stream):

@@ -14,7 +14,6 @@ from .images import default_scale, enlarge, make_grid, save_image, to_pil
 from .options import WALK_SUFFIXES
 from .schema import ConfigError
 
-
 MAX_FRAME_SIDE = 4096  # pixels on a side of one enlarged frame
 
 
@@ -29,21 +28,24 @@ def check_walk_output(path: str | os.PathLike, frame_size: int | None = None, sc
         try:
             import imageio_ffmpeg  # noqa: F401
         except ImportError:
-            raise ConfigError("writing .mp4 needs the optional package imageio-ffmpeg: "
-                              "pip install imageio-ffmpeg (or write a .gif)") from None
+            raise ConfigError(
+                "writing .mp4 needs the optional package imageio-ffmpeg: pip install imageio-ffmpeg (or write a .gif)"
+            ) from None
     if frame_size is not None and scale is not None and frame_size * scale > MAX_FRAME_SIDE:
         raise ConfigError(f"--scale {scale}: frames of {frame_size * scale} px; at most {MAX_FRAME_SIDE} px a side")
     check_output_file(path, "--out")
     return suffix
 
 
-def walk_strip(frames: np.ndarray, frames_per_segment: int, seeds: Sequence[int], loop: bool = False,
-               scale: int = 1) -> Image.Image:
+def walk_strip(
+    frames: np.ndarray, frames_per_segment: int, seeds: Sequence[int], loop: bool = False, scale: int = 1
+) -> Image.Image:
     """One row per segment, from one seed to the next (both ends shown), ends captioned by seed."""
     stops = list(seeds) + ([seeds[0]] if loop else [])
     columns = frames_per_segment + 1
-    index = np.concatenate([np.arange(k * frames_per_segment, k * frames_per_segment + columns)
-                            for k in range(len(stops) - 1)]) % len(frames)
+    index = np.concatenate(
+        [np.arange(k * frames_per_segment, k * frames_per_segment + columns) for k in range(len(stops) - 1)]
+    ) % len(frames)
     labels = []
     for k in range(len(stops) - 1):
         labels += [f"seed {stops[k]}"] + [""] * (columns - 2) + [f"seed {stops[k + 1]}"]
@@ -55,8 +57,13 @@ def save_animation(frames: np.ndarray, path: str | os.PathLike, fps: float = 20.
     suffix = check_walk_output(path)
     if suffix == ".gif":
         images = [to_pil(f) for f in frames]
-        atomic_write(path, lambda f: images[0].save(f, format="GIF", save_all=True, append_images=images[1:],
-                                                    duration=round(1000 / fps), loop=0), durable=False)
+        atomic_write(
+            path,
+            lambda f: images[0].save(
+                f, format="GIF", save_all=True, append_images=images[1:], duration=round(1000 / fps), loop=0
+            ),
+            durable=False,
+        )
     elif suffix == ".mp4":
         import imageio_ffmpeg
 
@@ -80,8 +87,15 @@ def save_animation(frames: np.ndarray, path: str | os.PathLike, fps: float = 20.
         raise OutputError(f"{str(path)!r}: an animation is a .gif or .mp4")
 
 
-def save_walk(frames: np.ndarray, path: str | os.PathLike, seeds: Sequence[int], frames_per_segment: int,
-              loop: bool = False, fps: float = 20.0, scale: int | None = None) -> tuple[int, int]:
+def save_walk(
+    frames: np.ndarray,
+    path: str | os.PathLike,
+    seeds: Sequence[int],
+    frames_per_segment: int,
+    loop: bool = False,
+    fps: float = 20.0,
+    scale: int | None = None,
+) -> tuple[int, int]:
     """Write a walk as an animation (.gif/.mp4) or a strip (.png); returns one frame's (width, height).
 
     ``scale`` defaults to the smallest that makes a frame at least 128 px in an animation, 64 px in a strip.
@@ -112,9 +126,14 @@ def _caption(text: str, size: tuple[int, int], font_size: int = 20) -> Image.Ima
     return tile
 
 
-def arithmetic_figure(terms: Sequence[tuple[int, Sequence[int]]], term_images: Sequence[np.ndarray],
-                      mean_images: np.ndarray, result_images: np.ndarray, scale: int = 1,
-                      max_shown: int = 8) -> Image.Image:
+def arithmetic_figure(
+    terms: Sequence[tuple[int, Sequence[int]]],
+    term_images: Sequence[np.ndarray],
+    mean_images: np.ndarray,
+    result_images: np.ndarray,
+    scale: int = 1,
+    max_shown: int = 8,
+) -> Image.Image:
     """Radford et al. (2015) fig. 7 as one image: a row per term (its seeds' images, then the image of their
     mean z, aligned in one column), then '=' and the result (result_images[0]) followed by its noisy
     neighbours (result_images[1:]).
@@ -126,20 +145,32 @@ def arithmetic_figure(terms: Sequence[tuple[int, Sequence[int]]], term_images: S
         labels = [str(s) for s in shown]
         if len(seeds) > max_shown:
             labels[-1] += f" +{len(seeds) - max_shown}"
-        rows.append(("+" if sign > 0 else "-", make_grid(pixels[:max_shown], len(shown), labels=labels, scale=scale),
-                     make_grid(mean[None], 1, labels=["mean"], scale=scale)))
+        rows.append(
+            (
+                "+" if sign > 0 else "-",
+                make_grid(pixels[:max_shown], len(shown), labels=labels, scale=scale),
+                make_grid(mean[None], 1, labels=["mean"], scale=scale),
+            )
+        )
     noisy = result_images[1:]
-    rows.append(("=", make_grid(result_images[:1], 1, labels=["result"], scale=scale),
-                 make_grid(noisy, len(noisy), labels=["+noise"] * len(noisy), scale=scale) if len(noisy) else None))
+    rows.append(
+        (
+            "=",
+            make_grid(result_images[:1], 1, labels=["result"], scale=scale),
+            make_grid(noisy, len(noisy), labels=["+noise"] * len(noisy), scale=scale) if len(noisy) else None,
+        )
+    )
     sign_w = 28
     mean_x = sign_w + max(left.width for _, left, _ in rows[:-1]) + gap
-    width = max(max(mean_x + right.width for _, _, right in rows[:-1]),
-                sign_w + rows[-1][1].width + gap + (rows[-1][2].width if rows[-1][2] else 0))
+    width = max(
+        max(mean_x + right.width for _, _, right in rows[:-1] if right is not None),
+        sign_w + rows[-1][1].width + gap + (rows[-1][2].width if rows[-1][2] else 0),
+    )
     height = sum(left.height for _, left, _ in rows) + gap * (len(rows) - 1)
     figure = Image.new("RGB", (width, height), (32, 32, 32))
     y = 0
-    for i, (sign, left, right) in enumerate(rows):
-        figure.paste(_caption(sign, (sign_w, left.height)), (0, y))
+    for i, (symbol, left, right) in enumerate(rows):
+        figure.paste(_caption(symbol, (sign_w, left.height)), (0, y))
         figure.paste(left, (sign_w, y))
         if right is not None:
             # Means line up in one column; the noisy results follow the result directly.

@@ -51,8 +51,13 @@ def unsupported(config: RunPlan, distributed: bool, images_on_device: bool) -> s
     return "; ".join(reasons) or None
 
 
-def graphs_usable(config: RunPlan, device: torch.device, distributed: bool, images: np.ndarray | torch.Tensor,
-                  say: Callable[[str], None]) -> bool:
+def graphs_usable(
+    config: RunPlan,
+    device: torch.device,
+    distributed: bool,
+    images: np.ndarray | torch.Tensor,
+    say: Callable[[str], None],
+) -> bool:
     """--cuda-graphs asked: whether this run can have them, saying why not (it then trains without)."""
     on_device = isinstance(images, torch.Tensor) or device.type != "cuda"
     reason = unsupported(config, distributed, on_device)
@@ -81,8 +86,17 @@ class StepGraph:
     it returns are copies, safe to keep after the next step.
     """
 
-    def __init__(self, state: GanState, options: StepOptions, images: torch.Tensor, batch_size: int,
-                 latent_dim: int, augment_policy: tuple[str, ...] | None, mirror: bool, capture: bool) -> None:
+    def __init__(
+        self,
+        state: GanState,
+        options: StepOptions,
+        images: torch.Tensor,
+        batch_size: int,
+        latent_dim: int,
+        augment_policy: tuple[str, ...] | None,
+        mirror: bool,
+        capture: bool,
+    ) -> None:
         device = images.device
         self.state, self.images, self.mirror = state, images, mirror
         # Autocast's weight cache would hand out tensors freed at the end of the capture.
@@ -102,8 +116,9 @@ class StepGraph:
         self.epoch = -1  # the epoch whose index table is on the device
 
     @classmethod
-    def for_run(cls, state: GanState, options: StepOptions, images: np.ndarray | torch.Tensor,
-                config: RunPlan) -> StepGraph:
+    def for_run(
+        cls, state: GanState, options: StepOptions, images: np.ndarray | torch.Tensor, config: RunPlan
+    ) -> StepGraph:
         """The trainer's graph: captured on a GPU, run eagerly elsewhere (where it reads the memory map)."""
         if isinstance(images, np.ndarray):
             with warnings.catch_warnings():  # a read-only memory map: the step only reads it
@@ -113,11 +128,20 @@ class StepGraph:
             # Augmentation and mirror flips inside the graph draw from the device's default generator.
             torch.cuda.manual_seed(config.seed + 2_000_003)
         policy = tuple(config.augment_policy.split(",")) if config.augment == "diffaugment" else None
-        return cls(state, options, images, config.batch_size, config.model.latent_dim, policy, config.mirror,
-                   capture=images.device.type == "cuda")
+        return cls(
+            state,
+            options,
+            images,
+            config.batch_size,
+            config.model.latent_dim,
+            policy,
+            config.mirror,
+            capture=images.device.type == "cuda",
+        )
 
-    def step(self, sampler: EpochSampler, z_generator: torch.Generator, ema_beta: float,
-             p: float) -> dict[str, torch.Tensor]:
+    def step(
+        self, sampler: EpochSampler, z_generator: torch.Generator, ema_beta: float, p: float
+    ) -> dict[str, torch.Tensor]:
         """The sampler's next batch, trained on; the epoch's index table goes to the device when it changes."""
         if sampler.epoch != self.epoch:
             self.set_epoch(sampler.epoch_batches())
@@ -153,6 +177,7 @@ class StepGraph:
         elif self.graph is None and not self._capture():
             out = self._body()  # capture failed: this step and the next run eagerly
         else:
+            assert self.graph is not None and self.out is not None
             self.graph.replay()
             out = self.out.clone()
         return dict(zip(METRICS, out.unbind()))

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from .config import parse_colour
 from .runs import looks_like_run
@@ -192,16 +192,20 @@ def decode_file(path: str, settings: DecodeSettings) -> Decoded:
     digest = hashlib.sha1(data).hexdigest()
     try:
         with _decoded_size_limit():
-            img = Image.open(io.BytesIO(data))
+            img: Image.Image = Image.open(io.BytesIO(data))
             claimed = img.size
-            if img.format == "JPEG":
+            if img.format == "JPEG" and isinstance(img, ImageFile.ImageFile):
                 # libjpeg decodes at 1/2, 1/4 or 1/8 scale when the photo is much larger than needed.
                 img.draft("RGB", (settings.size, settings.size))
             width, height = img.size
             needed = width * height * _BYTES_PER_PIXEL.get(img.mode, 4)
             if needed > MAX_DECODE_BYTES:
-                return Decoded(None, digest=digest, reason=f"decompression bomb ({claimed[0]}x{claimed[1]} pixels "
-                                                           f"would take {needed / 2**30:.1f} GiB to decode)")
+                return Decoded(
+                    None,
+                    digest=digest,
+                    reason=f"decompression bomb ({claimed[0]}x{claimed[1]} pixels "
+                    f"would take {needed / 2**30:.1f} GiB to decode)",
+                )
             img.load()
             img = ImageOps.exif_transpose(img)
             img, grayscale = _flatten(img, background)

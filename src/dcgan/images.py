@@ -63,16 +63,18 @@ def enlarge(pixels: np.ndarray, scale: int) -> np.ndarray:
     return pixels if scale == 1 else pixels.repeat(scale, axis=1).repeat(scale, axis=2)
 
 
-def make_grid(pixels: np.ndarray, columns: int | None = None, padding: int = 2,
-              labels: list[str] | None = None, scale: int = 1) -> Image.Image:
+def make_grid(
+    pixels: np.ndarray, columns: int | None = None, padding: int = 2, labels: list[str] | None = None, scale: int = 1
+) -> Image.Image:
     """(N, H, W, C) uint8 -> one image of the N tiles, row by row, optionally captioned."""
     n, h, w, _ = pixels.shape
     columns = columns or max(1, int(np.ceil(np.sqrt(n))))
     rows = max(1, int(np.ceil(n / columns)))
     label_h = 12 if labels else 0
     tile_w, tile_h = w * scale, h * scale
-    grid = Image.new("RGB", (columns * (tile_w + padding) + padding,
-                             rows * (tile_h + padding + label_h) + padding), (32, 32, 32))
+    grid = Image.new(
+        "RGB", (columns * (tile_w + padding) + padding, rows * (tile_h + padding + label_h) + padding), (32, 32, 32)
+    )
     draw = ImageDraw.Draw(grid)
     for i in range(n):
         r, col = divmod(i, columns)

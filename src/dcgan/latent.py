@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -17,11 +16,21 @@ from .files import atomic_write
 from .sampling import z_from_seeds
 from .seeds import ExpressionError, parse_expression
 
-__all__ = ["ExpressionError", "evaluate_expression", "interpolation_path", "lerp", "load_z", "parse_expression",
-           "save_z", "slerp", "z_from_seeds"]
+__all__ = [
+    "ExpressionError",
+    "evaluate_expression",
+    "interpolation_path",
+    "lerp",
+    "load_z",
+    "parse_expression",
+    "save_z",
+    "slerp",
+    "z_from_seeds",
+]
 
 
 # --- interpolation ---------------------------------------------------------------------------------------------
+
 
 def _t_column(t: float | torch.Tensor) -> torch.Tensor:
     # A (T,) t becomes (T, 1) so it broadcasts against vectors (D,) or a batch (T, D).
@@ -53,8 +62,9 @@ def slerp(a: torch.Tensor, b: torch.Tensor, t: float | torch.Tensor, eps: float 
     return out.to(torch.result_type(a, b))
 
 
-def interpolation_path(z_list: Sequence[torch.Tensor] | torch.Tensor, frames: int, spherical: bool = True,
-                       loop: bool = False) -> torch.Tensor:
+def interpolation_path(
+    z_list: Sequence[torch.Tensor] | torch.Tensor, frames: int, spherical: bool = True, loop: bool = False
+) -> torch.Tensor:
     """(F, D) z visiting each z in turn, ``frames`` steps per segment; frame k * frames is exactly z_list[k].
 
     Without ``loop`` the path ends on the last z: F = frames * (K - 1) + 1. With ``loop`` it goes on back
@@ -77,15 +87,19 @@ def interpolation_path(z_list: Sequence[torch.Tensor] | torch.Tensor, frames: in
 
 # --- arithmetic ------------------------------------------------------------------------------------------------
 
-def evaluate_expression(terms: Sequence[tuple[int, Sequence[int]]],
-                        z_of_seeds_fn: Callable[[list[int]], torch.Tensor]) -> torch.Tensor:
+
+def evaluate_expression(
+    terms: Sequence[tuple[int, Sequence[int]]], z_of_seeds_fn: Callable[[list[int]], torch.Tensor]
+) -> torch.Tensor:
     """(D,) z = sum of sign * (mean z of the term's seeds), with z_of_seeds_fn(seeds) -> (N, D)."""
     if not terms:
         raise ValueError("an expression needs at least one term")
-    return sum(sign * z_of_seeds_fn(list(seeds)).mean(0) for sign, seeds in terms)
+    parts = [sign * z_of_seeds_fn(list(seeds)).mean(0) for sign, seeds in terms]
+    return torch.stack(parts).sum(0)
 
 
 # --- files -----------------------------------------------------------------------------------------------------
+
 
 def save_z(path: str | os.PathLike, z: torch.Tensor | np.ndarray) -> None:
     """Save z vectors as a float32 .npy file (no pickle), atomically, creating the folder."""
@@ -100,6 +114,8 @@ def load_z(path: str | os.PathLike) -> torch.Tensor:
     except (OSError, ValueError) as e:
         raise ValueError(f"cannot read z vectors from {str(path)!r}: {e}") from None
     if array.ndim not in (1, 2) or not np.issubdtype(array.dtype, np.number):
-        raise ValueError(f"{str(path)!r} holds a {array.dtype} array of shape {array.shape}; "
-                         "expected numbers of shape (D,) or (N, D)")
+        raise ValueError(
+            f"{str(path)!r} holds a {array.dtype} array of shape {array.shape}; "
+            "expected numbers of shape (D,) or (N, D)"
+        )
     return torch.from_numpy(array.astype(np.float32))

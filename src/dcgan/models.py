@@ -74,8 +74,7 @@ class Discriminator(nn.Module):
         stages = num_stages(config.image_size)
         widths = _widths(config.d_width, config.max_width_mult, stages)
         # Input layer: no batch norm (the paper's guideline).
-        layers: list[nn.Module] = [nn.Conv2d(config.channels, widths[0], 4, 2, 1, bias=False),
-                                   nn.LeakyReLU(0.2, True)]
+        layers: list[nn.Module] = [nn.Conv2d(config.channels, widths[0], 4, 2, 1, bias=False), nn.LeakyReLU(0.2, True)]
         for c_in, c_out in zip(widths[:-1], widths[1:]):
             # With spectral norm the layer's scale is already controlled; batch norm would fight it (SNGAN has none).
             norm = nn.Identity() if config.spectral_norm else nn.BatchNorm2d(c_out)

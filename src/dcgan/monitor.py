@@ -50,9 +50,11 @@ class Monitor:
             self.won_since = None
         if self.won_since is not None and step - self.won_since >= self.stretch and "d_won" not in self.warned:
             self.warned.add("d_won")
-            return (f"warning: D has clearly won since step {self.won_since:,} (D(real) near 1, D(fake) near 0): G "
-                    "gets almost no gradient and samples stop improving. Try --augment diffaugment --augment-p auto "
-                    "(more so on a small folder), --spectral-norm or --r1-gamma 1, or a lower --lr-d")
+            return (
+                f"warning: D has clearly won since step {self.won_since:,} (D(real) near 1, D(fake) near 0): G "
+                "gets almost no gradient and samples stop improving. Try --augment diffaugment --augment-p auto "
+                "(more so on a small folder), --spectral-norm or --r1-gamma 1, or a lower --lr-d"
+            )
         return None
 
     def on_grid(self, step: int, pixels: np.ndarray) -> str | None:
@@ -63,7 +65,9 @@ class Monitor:
         self.low_grids = self.low_grids + 1 if spread < COLLAPSE_RATIO * self.real_diversity else 0
         if self.low_grids >= 2 and "collapse" not in self.warned:
             self.warned.add("collapse")
-            return (f"warning: G has collapsed: the progress grid's images are nearly identical (difference "
-                    f"{spread:.3f} between images, against {self.real_diversity:.3f} among real ones). Try --loss "
-                    "hinge, --spectral-norm, a lower --lr-g or a larger --batch-size")
+            return (
+                f"warning: G has collapsed: the progress grid's images are nearly identical (difference "
+                f"{spread:.3f} between images, against {self.real_diversity:.3f} among real ones). Try --loss "
+                "hinge, --spectral-norm, a lower --lr-g or a larger --batch-size"
+            )
         return None

@@ -14,8 +14,9 @@ import numpy as np
 from .metrics import Extractor, MetricsError, folder_features, generated_images
 
 
-def nearest_neighbours(query: np.ndarray, pool: np.ndarray, k: int = 1, exclude: np.ndarray | None = None,
-                       chunk: int = 256) -> tuple[np.ndarray, np.ndarray]:
+def nearest_neighbours(
+    query: np.ndarray, pool: np.ndarray, k: int = 1, exclude: np.ndarray | None = None, chunk: int = 256
+) -> tuple[np.ndarray, np.ndarray]:
     """Indices (Q, k) and Euclidean distances (Q, k) of each query's k nearest rows of pool, nearest
     first; ``exclude[i]`` is a pool index that query i may not match (itself)."""
     pool = np.asarray(pool, np.float32)
@@ -23,10 +24,10 @@ def nearest_neighbours(query: np.ndarray, pool: np.ndarray, k: int = 1, exclude:
     k = min(k, len(pool) - (exclude is not None))
     indices, distances = [], []
     for start in range(0, len(query), chunk):
-        q = np.asarray(query[start:start + chunk], np.float32)
+        q = np.asarray(query[start : start + chunk], np.float32)
         d2 = (q.astype(np.float64) ** 2).sum(1)[:, None] + pool_sq[None, :] - 2.0 * (q @ pool.T)
         if exclude is not None:
-            d2[np.arange(len(q)), exclude[start:start + chunk]] = np.inf
+            d2[np.arange(len(q)), exclude[start : start + chunk]] = np.inf
         idx = np.argpartition(d2, k - 1, axis=1)[:, :k]
         part = np.take_along_axis(d2, idx, 1)
         order = np.argsort(part, axis=1)
@@ -57,8 +58,17 @@ class NearestResult:
         return int(self.distances[:, 0].argmin())
 
 
-def nearest_real(run: str | os.PathLike, real_dir: str | os.PathLike, extractor: Extractor, n: int = 16, k: int = 3,
-                 device: str = "cpu", ema: bool = True, reference: int = 1000, progress: bool = True) -> NearestResult:
+def nearest_real(
+    run: str | os.PathLike,
+    real_dir: str | os.PathLike,
+    extractor: Extractor,
+    n: int = 16,
+    k: int = 3,
+    device: str = "cpu",
+    ema: bool = True,
+    reference: int = 1000,
+    progress: bool = True,
+) -> NearestResult:
     """Images for seeds 0..n-1 and their k nearest images of real_dir (decoded as the run decodes them).
 
     ``real_to_real`` (over at most ``reference`` real images) gives the scale: a generated image much
@@ -72,8 +82,9 @@ def nearest_real(run: str | os.PathLike, real_dir: str | os.PathLike, extractor:
     loaded = load_generator(run, resolve_device(device), ema=ema)
     generated = np.concatenate(list(generated_images(loaded.net, loaded.model.latent_dim, loaded.model.output, n)))
     # Real images decoded as the run decoded its training data, into the default cache.
-    real = folder_features(real_dir, extractor, loaded.model.image_size, replace(loaded.data, cache_dir=None),
-                           progress=progress)
+    real = folder_features(
+        real_dir, extractor, loaded.model.image_size, replace(loaded.data, cache_dir=None), progress=progress
+    )
     fake_features = np.asarray(extractor(generated), np.float32)
     idx, dist = nearest_neighbours(fake_features, real.features, k)
     real_to_real = float("nan")
@@ -82,9 +93,14 @@ def nearest_real(run: str | os.PathLike, real_dir: str | os.PathLike, extractor:
         _, ref = nearest_neighbours(real.features[picked], real.features, 1, exclude=picked)
         real_to_real = float(np.median(ref[:, 0]))
     pixels = real.prepared.images
-    return NearestResult(seeds=list(range(n)), generated=generated, neighbours=np.stack([pixels[row] for row in idx]),
-                         files=[[real.prepared.files[j] for j in row] for row in idx], distances=dist,
-                         real_to_real=real_to_real)
+    return NearestResult(
+        seeds=list(range(n)),
+        generated=generated,
+        neighbours=np.stack([pixels[row] for row in idx]),
+        files=[[real.prepared.files[j] for j in row] for row in idx],
+        distances=dist,
+        real_to_real=real_to_real,
+    )
 
 
 def nearest_grid(result: NearestResult) -> Any:

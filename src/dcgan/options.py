@@ -30,8 +30,9 @@ class GeneratorSource:
     """Which trained generator a command uses, and where it runs."""
 
     run: str = setting(REQUIRED, "run folder or checkpoint file", positional=True, metavar="RUN_DIR")
-    checkpoint: Which = setting("auto", "which checkpoint of a run folder: best.safetensors when --eval-every kept "
-                                "one (auto), or the newest")
+    checkpoint: Which = setting(
+        "auto", "which checkpoint of a run folder: best.safetensors when --eval-every kept one (auto), or the newest"
+    )
     ema: bool = setting(True, "use the moving average of G (--no-ema: the raw generator)")
     device: Device = setting("cpu", "where to run the generator")
     threads: int | None = setting(None, THREADS_HELP, low=1, high=1024)
@@ -45,11 +46,17 @@ class GenerateOptions:
     """``dcgan generate``: images from seeds or saved z."""
 
     source: GeneratorSource
-    n: int | None = setting(None, "number of images (seeds 0..n-1) when --seeds and --z are not given (default 64)",
-                            short="-n", low=1, high=MAX_SEEDS)
+    n: int | None = setting(
+        None,
+        "number of images (seeds 0..n-1) when --seeds and --z are not given (default 64)",
+        short="-n",
+        low=1,
+        high=MAX_SEEDS,
+    )
     seeds: str | None = setting(None, "seeds to draw, e.g. 0-63 or 3,17,42")
-    z: str | None = setting(None, "render these saved z vectors (a .npy from arithmetic --save-z) instead of seeds",
-                            metavar="FILE.npy")
+    z: str | None = setting(
+        None, "render these saved z vectors (a .npy from arithmetic --save-z) instead of seeds", metavar="FILE.npy"
+    )
     out_dir: str | None = setting(None, "folder for one PNG per seed (seed-NNNN.png)")
     grid: str | None = setting(None, f"also write one grid image, tiles labelled by seed (at most {MAX_GRID} tiles)")
     truncation: float = setting(1.0, "scale z toward the mean (1 = no truncation)", low=0, high=10)
@@ -63,8 +70,10 @@ class GenerateOptions:
         if self.grid is not None:
             check_image_suffix(self.grid, "--grid")
             if self.z is None and len(self.seed_list()) > MAX_GRID:
-                raise ConfigError(f"--grid: {len(self.seed_list()):,} tiles; at most {MAX_GRID} in one grid "
-                                  "(use --out-dir alone for more)")
+                raise ConfigError(
+                    f"--grid: {len(self.seed_list()):,} tiles; at most {MAX_GRID} in one grid "
+                    "(use --out-dir alone for more)"
+                )
         if self.z is not None and Path(self.z).suffix.lower() != ".npy":
             raise ConfigError(f"--z {self.z!r}: expected a .npy file")
         if self.seeds is not None:
@@ -114,8 +123,12 @@ class InterpolateOptions:
     walk: WalkSpec
     out: str = setting(REQUIRED, "walk.gif, walk.mp4 (needs imageio-ffmpeg) or walk.png (a strip)")
     fps: float = setting(20.0, "frames per second of a gif or mp4", low=0.1, high=100)
-    scale: int | None = setting(None, "enlarge frames N times, nearest neighbour (default: to at least 128 px; "
-                                "64 px in a strip)", low=1, high=64)
+    scale: int | None = setting(
+        None,
+        "enlarge frames N times, nearest neighbour (default: to at least 128 px; 64 px in a strip)",
+        low=1,
+        high=64,
+    )
 
     def __post_init__(self) -> None:
         check(self)
@@ -127,9 +140,14 @@ class InterpolateOptions:
 class ArithmeticSpec:
     """An arithmetic expression on mean z, and the noisy copies of its result to show."""
 
-    expression: str = setting(REQUIRED, 'e.g. "[12,40,77] - [5,9,31] + [21,33,60]"; [..] is the mean z of those '
-                              "seeds (ranges like 3-5 allowed), a bare number one seed; put -- before an "
-                              "expression that starts with -", positional=True, metavar="EXPRESSION")
+    expression: str = setting(
+        REQUIRED,
+        'e.g. "[12,40,77] - [5,9,31] + [21,33,60]"; [..] is the mean z of those '
+        "seeds (ranges like 3-5 allowed), a bare number one seed; put -- before an "
+        "expression that starts with -",
+        positional=True,
+        metavar="EXPRESSION",
+    )
     samples: int = setting(8, "copies of the result with noise added", low=0, high=64)
     noise: float = setting(0.25, "std of that noise", low=0, high=10)
     seed: int = setting(0, "seed of that noise", low=0, high=2**32 - 1)
@@ -152,8 +170,7 @@ class ArithmeticOptions:
     source: GeneratorSource
     spec: ArithmeticSpec
     out: str = setting(REQUIRED, "the figure (PNG): each term, its mean, the result and noisy copies")
-    save_z: str | None = setting(None, "also save the result z (render it again with generate --z)",
-                                 metavar="FILE.npy")
+    save_z: str | None = setting(None, "also save the result z (render it again with generate --z)", metavar="FILE.npy")
 
     def __post_init__(self) -> None:
         check(self)
@@ -176,8 +193,10 @@ class PrepareOptions:
         check(self)
 
 
-INCEPTION_HELP = ("TorchScript feature extractor taking N x 3 x 299 x 299 floats in [-1, 1) (default: the TF "
-                  "Inception pool3 network installed by pip install 'dcgan[metrics]')")
+INCEPTION_HELP = (
+    "TorchScript feature extractor taking N x 3 x 299 x 299 floats in [-1, 1) (default: the TF "
+    "Inception pool3 network installed by pip install 'dcgan[metrics]')"
+)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -201,10 +220,20 @@ class FidOptions:
 
     a: str = setting(REQUIRED, "run folder, checkpoint file or folder of images", positional=True, metavar="A")
     b: str = setting(REQUIRED, "the same kinds as A", positional=True, metavar="B")
-    n: int = setting(10_000, "images drawn from a run or checkpoint, seeds 0..n-1; image folders are used whole",
-                     short="-n", low=2, high=MAX_SEEDS)
-    image_size: int | None = setting(None, "size both image folders are decoded at (default: a run's size when "
-                                     "one side is a run; else each folder at its own size)", low=8, high=1024)
+    n: int = setting(
+        10_000,
+        "images drawn from a run or checkpoint, seeds 0..n-1; image folders are used whole",
+        short="-n",
+        low=2,
+        high=MAX_SEEDS,
+    )
+    image_size: int | None = setting(
+        None,
+        "size both image folders are decoded at (default: a run's size when "
+        "one side is a run; else each folder at its own size)",
+        low=8,
+        high=1024,
+    )
     json: bool = setting(False, "print one JSON object: fid, kid, kid_std, precision, recall, n_a, n_b, ...")
     kid_subsets: int = setting(100, "random subsets KID averages over", low=1, high=10000)
     kid_subset_size: int = setting(1000, "images per KID subset, at most the smaller side", low=2, high=MAX_SEEDS)
@@ -220,9 +249,10 @@ class NearestOptions:
 
     run: str = setting(REQUIRED, "run folder or checkpoint file", positional=True, metavar="RUN_DIR")
     real: str = setting(REQUIRED, "the training images (or any folder)", metavar="DATA_DIR")
-    out: str | None = setting(None, "the grid image (default: nearest.png in the run folder, or beside the "
-                              "checkpoint)", metavar="FILE")
-    n: int = setting(16, "generated images, seeds 0..n-1", short="-n", low=1, high=MAX_GRID)
+    out: str | None = setting(
+        None, "the grid image (default: nearest.png in the run folder, or beside the checkpoint)", metavar="FILE"
+    )
+    n: int = setting(16, "generated images, seeds 0..n-1", flag="-n", low=1, high=MAX_GRID)
     neighbours: int = setting(3, "nearest real images per row", short="-k", low=1, high=64)
     features: FeatureOptions = field(default_factory=FeatureOptions)
 
@@ -238,11 +268,15 @@ class TrainTarget:
 
     data_dir: str = setting(REQUIRED, "folder of images (searched recursively)", positional=True, metavar="DATA_DIR")
     out: str = setting(REQUIRED, "run folder for checkpoints, samples and logs", metavar="RUN_DIR")
-    resume: bool = setting(False, "continue from the latest checkpoint in RUN_DIR, with its settings (flags given "
-                           "now override them)")
+    resume: bool = setting(
+        False, "continue from the latest checkpoint in RUN_DIR, with its settings (flags given now override them)"
+    )
     allow_data_change: bool = setting(False, "with --resume: continue even though the data folder changed")
-    dry_run: bool = setting(False, "print the plan (device, precision, networks, augmentation, run length, time it "
-                            "would take) and exit without training")
+    dry_run: bool = setting(
+        False,
+        "print the plan (device, precision, networks, augmentation, run length, time it "
+        "would take) and exit without training",
+    )
 
     def __post_init__(self) -> None:
         check(self)

@@ -12,8 +12,19 @@ import math
 from dataclasses import dataclass, replace
 from typing import Any
 
-from .config import (LENGTH_FIELDS, Augment, DataConfig, Loss, ModelConfig, ModelSpec, OnNan, Preset, TrainConfig,
-                     from_dict, model_spec, to_dict)
+from .config import (
+    LENGTH_FIELDS,
+    Augment,
+    DataConfig,
+    Loss,
+    ModelSpec,
+    OnNan,
+    Preset,
+    TrainConfig,
+    from_dict,
+    model_spec,
+    to_dict,
+)
 from .schema import check, with_overrides
 
 # Below this many images a plain DCGAN's D memorises the data: augmentation goes on and the networks get
@@ -134,8 +145,11 @@ def resolve(request: TrainConfig, data: DataFacts, machine: Machine) -> RunPlan:
     model = model_spec(asked, data.channels, width)
     augment = request.augment or ("diffaugment" if small else "none")
     if small and request.augment is None:
-        notes.append(f"small folder ({n} images, under {SMALL_DATA_IMAGES:,}): DiffAugment on"
-                     + (" with adaptive p" if request.augment_p == "auto" else "") + " (--augment none turns it off)")
+        notes.append(
+            f"small folder ({n} images, under {SMALL_DATA_IMAGES:,}): DiffAugment on"
+            + (" with adaptive p" if request.augment_p == "auto" else "")
+            + " (--augment none turns it off)"
+        )
     if small and asked.g_width is None:
         notes.append(f"small folder: networks of width {width} (--g-width/--d-width to change)")
 
@@ -150,9 +164,11 @@ def resolve(request: TrainConfig, data: DataFacts, machine: Machine) -> RunPlan:
         kimg = request.kimg or default_kimg(n)
         steps = max(1, math.ceil(kimg * 1000 / batch))
         if request.kimg is None and request.time_budget is None:
-            notes.append(f"run length: {kimg:,} thousand images shown to D ({steps:,} steps, about "
-                         f"{kimg * 1000 / n:,.0f} passes over the folder), chosen from its size; --time, --steps, "
-                         "--epochs or --kimg change it")
+            notes.append(
+                f"run length: {kimg:,} thousand images shown to D ({steps:,} steps, about "
+                f"{kimg * 1000 / n:,.0f} passes over the folder), chosen from its size; --time, --steps, "
+                "--epochs or --kimg change it"
+            )
     time_budget = request.time_budget or 0.0
     if request.time_budget is not None and not any(getattr(request, f) is not None for f in LENGTH_FIELDS):
         steps = UNTIL_TIME  # the budget alone ends the run
@@ -167,19 +183,52 @@ def resolve(request: TrainConfig, data: DataFacts, machine: Machine) -> RunPlan:
     channels_last = amp if request.channels_last is None else request.channels_last
     adaptive = request.augment_p == "auto"
     return RunPlan(
-        requested=request, model=model, data=request.data, images=n, preset=request.preset, loss=request.loss,
-        batch_size=batch, lr_g=request.lr_g, lr_d=request.lr_d, beta1=request.beta1, beta2=request.beta2,
-        steps=steps, steps_per_epoch=per_epoch, time_budget=time_budget, seed=request.seed, device=machine.device,
-        threads=request.threads or machine.threads, ema=request.ema, ema_beta=request.ema_beta,
-        alternate=request.alternate, d_skip_below=request.d_skip_below or 0.0, sample_every=sample_every,
-        checkpoint_every=request.checkpoint_every, keep=request.keep, grid_size=request.grid_size, amp=amp,
-        channels_last=channels_last, cuda_graphs=request.cuda_graphs, log_every=request.log_every,
-        augment=augment, augment_policy=request.augment_policy,
-        augment_p=0.0 if adaptive else float(request.augment_p), augment_adaptive=adaptive,
-        augment_target=request.augment_target, mirror=request.mirror, r1_gamma=request.r1_gamma,
-        r1_every=request.r1_every, eval_every=request.eval_every or 0, eval_n=request.eval_n,
-        patience=request.patience or 0, inception=request.inception or "", sync_bn=request.sync_bn,
-        on_nan=request.on_nan, progress=request.progress, notes=tuple(notes))
+        requested=request,
+        model=model,
+        data=request.data,
+        images=n,
+        preset=request.preset,
+        loss=request.loss,
+        batch_size=batch,
+        lr_g=request.lr_g,
+        lr_d=request.lr_d,
+        beta1=request.beta1,
+        beta2=request.beta2,
+        steps=steps,
+        steps_per_epoch=per_epoch,
+        time_budget=time_budget,
+        seed=request.seed,
+        device=machine.device,
+        threads=request.threads or machine.threads,
+        ema=request.ema,
+        ema_beta=request.ema_beta,
+        alternate=request.alternate,
+        d_skip_below=request.d_skip_below or 0.0,
+        sample_every=sample_every,
+        checkpoint_every=request.checkpoint_every,
+        keep=request.keep,
+        grid_size=request.grid_size,
+        amp=amp,
+        channels_last=channels_last,
+        cuda_graphs=request.cuda_graphs,
+        log_every=request.log_every,
+        augment=augment,
+        augment_policy=request.augment_policy,
+        augment_p=0.0 if adaptive else float(request.augment_p),
+        augment_adaptive=adaptive,
+        augment_target=request.augment_target,
+        mirror=request.mirror,
+        r1_gamma=request.r1_gamma,
+        r1_every=request.r1_every,
+        eval_every=request.eval_every or 0,
+        eval_n=request.eval_n,
+        patience=request.patience or 0,
+        inception=request.inception or "",
+        sync_bn=request.sync_bn,
+        on_nan=request.on_nan,
+        progress=request.progress,
+        notes=tuple(notes),
+    )
 
 
 # The decisions a resumed run keeps from its start unless the settings they came from change now:
@@ -217,28 +266,39 @@ def too_short(plan: RunPlan) -> str | None:
     if plan.time_budget or plan.kimg >= SHORT_RUN_KIMG:
         return None
     suggested = default_kimg(plan.images)
-    return (f"warning: {plan.steps:,} steps show D only {plan.kimg * 1000:,.0f} images; a DCGAN needs about "
-            f"{SHORT_RUN_KIMG * 1000:,} before shapes appear (this folder's default is {suggested:,} thousand). "
-            "Drop --steps/--epochs to use the default, or give --time 30m")
+    return (
+        f"warning: {plan.steps:,} steps show D only {plan.kimg * 1000:,.0f} images; a DCGAN needs about "
+        f"{SHORT_RUN_KIMG * 1000:,} before shapes appear (this folder's default is {suggested:,} thousand). "
+        "Drop --steps/--epochs to use the default, or give --time 30m"
+    )
 
 
 def describe(plan: RunPlan, images_per_sec: float | None = None, where: str | None = None) -> str:
     """The plan as --dry-run prints it: the decisions that matter, then the notes."""
     m = plan.model
-    length = (f"{plan.steps:,} steps ({plan.kimg:,.0f} thousand images shown to D)" if plan.steps < UNTIL_TIME
-              else "until the time budget is spent")
+    length = (
+        f"{plan.steps:,} steps ({plan.kimg:,.0f} thousand images shown to D)"
+        if plan.steps < UNTIL_TIME
+        else "until the time budget is spent"
+    )
     lines = [
         f"data:      {plan.images:,} images, {m.channels} channel(s), {m.image_size}x{m.image_size}",
-        f"device:    {where or plan.device}" + (f", {plan.threads} thread(s)" if plan.device == "cpu" else "")
-        + f", {'bf16 autocast' if plan.amp else 'fp32'}" + (", channels-last" if plan.channels_last else ""),
+        f"device:    {where or plan.device}"
+        + (f", {plan.threads} thread(s)" if plan.device == "cpu" else "")
+        + f", {'bf16 autocast' if plan.amp else 'fp32'}"
+        + (", channels-last" if plan.channels_last else ""),
         f"networks:  G width {m.g_width}, D width {m.d_width} (x{m.max_width_mult} at most), z of {m.latent_dim}, "
         f"{m.output} output, D head {m.d_head}" + (", spectral norm" if m.spectral_norm else ""),
         f"training:  {plan.loss} loss, batch {plan.batch_size}, Adam lr G {plan.lr_g:g} D {plan.lr_d:g} betas "
-        f"({plan.beta1:g}, {plan.beta2:g})" + (f", EMA {plan.ema_beta:g}" if plan.ema else ", no EMA")
+        f"({plan.beta1:g}, {plan.beta2:g})"
+        + (f", EMA {plan.ema_beta:g}" if plan.ema else ", no EMA")
         + (", alternate D/G" if plan.alternate else ""),
-        f"augment:   {plan.augment}" + (f" ({plan.augment_policy}, p "
-                                        + ("adaptive" if plan.augment_adaptive else f"{plan.augment_p:g}") + ")"
-                                        if plan.augment == "diffaugment" else "")
+        f"augment:   {plan.augment}"
+        + (
+            f" ({plan.augment_policy}, p " + ("adaptive" if plan.augment_adaptive else f"{plan.augment_p:g}") + ")"
+            if plan.augment == "diffaugment"
+            else ""
+        )
         + (", mirror" if plan.mirror else ""),
         f"length:    {length}" + (f", at most {format_duration(plan.time_budget)}" if plan.time_budget else ""),
     ]
@@ -246,11 +306,15 @@ def describe(plan: RunPlan, images_per_sec: float | None = None, where: str | No
         seconds = plan.steps * plan.batch_size / images_per_sec
         if plan.time_budget:
             seconds = min(seconds, plan.time_budget)
-        lines.append(f"time:      about {format_duration(seconds)} at {images_per_sec:,.0f} images/s "
-                     "(measured over a few steps here)")
-    lines.append(f"outputs:   a grid every {plan.sample_every:,} steps, a checkpoint every {plan.checkpoint_every:,}"
-                 + (f", FID every {plan.eval_every:,}" if plan.eval_every else "")
-                 + (f" (stop after {plan.patience} without a new best)" if plan.patience else ""))
+        lines.append(
+            f"time:      about {format_duration(seconds)} at {images_per_sec:,.0f} images/s "
+            "(measured over a few steps here)"
+        )
+    lines.append(
+        f"outputs:   a grid every {plan.sample_every:,} steps, a checkpoint every {plan.checkpoint_every:,}"
+        + (f", FID every {plan.eval_every:,}" if plan.eval_every else "")
+        + (f" (stop after {plan.patience} without a new best)" if plan.patience else "")
+    )
     lines += [f"note:      {n}" for n in plan.notes]
     return "\n".join(lines)
 

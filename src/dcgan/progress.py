@@ -8,13 +8,22 @@ from collections.abc import Callable
 from typing import Any
 
 
-def progress_bar(total: int | None, desc: str = "", enabled: bool = True, unit: str = "img", leave: bool = False,
-                 **kwargs: Any) -> Any:
+def progress_bar(
+    total: int | None, desc: str = "", enabled: bool = True, unit: str = "img", leave: bool = False, **kwargs: Any
+) -> Any:
     """A tqdm bar on stderr (a no-op one when not ``enabled``)."""
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=desc or None, unit=unit, disable=not enabled, file=sys.stderr, leave=leave,
-                dynamic_ncols=True, **kwargs)
+    return tqdm(
+        total=total,
+        desc=desc or None,
+        unit=unit,
+        disable=not enabled,
+        file=sys.stderr,
+        leave=leave,
+        dynamic_ncols=True,
+        **kwargs,
+    )
 
 
 class RunClock:
@@ -24,8 +33,9 @@ class RunClock:
     kernel choice), so an estimate never reads hours at the first tick.
     """
 
-    def __init__(self, budget: float, started: float, warmup: int = 3,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, budget: float, started: float, warmup: int = 3, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.budget, self.started, self.warmup, self.clock = budget, started, warmup, clock
         self.seen = 0
         self.mark: tuple[int, float] | None = None  # (steps seen, time) when measuring began

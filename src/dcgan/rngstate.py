@@ -15,8 +15,8 @@ import torch
 
 def capture(z_gen: torch.Generator, aug_gen: torch.Generator) -> dict[str, Any]:
     """Every random stream that can affect training, as checkpoint-ready state (tensors and plain values)."""
-    np_state = np.random.get_state()
-    state = {
+    np_state: tuple[Any, ...] = tuple(np.random.get_state())
+    state: dict[str, Any] = {
         "z": z_gen.get_state(),
         "augment": aug_gen.get_state(),
         "torch_cpu": torch.get_rng_state(),

@@ -95,8 +95,9 @@ class MetricWindow:
             self.sums[k] = self.sums.get(k, 0) + v
         self.count += 1
 
-    def row(self, images_per_step: int, reduce: Callable[[Any], float] = float,
-            hidden: Collection[str] = ()) -> dict[str, float]:
+    def row(
+        self, images_per_step: int, reduce: Callable[[Any], float] = float, hidden: Collection[str] = ()
+    ) -> dict[str, float]:
         """The mean of each metric (``reduce`` turns one into a number) and images/second; starts a new window."""
         elapsed = self.clock() - self.start
         out = {k: reduce(v / self.count) for k, v in self.sums.items() if k not in hidden}
@@ -115,8 +116,12 @@ def read_metrics(path: str | os.PathLike) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
-def plot_losses(metrics_path: str | os.PathLike, out_path: str | os.PathLike,
-                keys: tuple[str, ...] = ("d_loss", "g_loss"), size: tuple[int, int] = (800, 400)) -> bool:
+def plot_losses(
+    metrics_path: str | os.PathLike,
+    out_path: str | os.PathLike,
+    keys: tuple[str, ...] = ("d_loss", "g_loss"),
+    size: tuple[int, int] = (800, 400),
+) -> bool:
     """Draw the losses against the step into a PNG; False when there is nothing to plot."""
     rows = read_metrics(metrics_path)
     series = {k: [(float(r["step"]), float(r[k])) for r in rows if r.get(k) not in (None, "")] for k in keys}

@@ -131,8 +131,10 @@ class RunFolder:
         except FileNotFoundError:
             raise RunFolderError(f"{str(self.config)!r} is missing: cannot tell how this run was set up") from None
         except (OSError, ValueError) as e:
-            raise RunFolderError(f"{str(self.config)!r} cannot be read ({e}); it is damaged: fix or delete it "
-                                 "(the checkpoints are untouched)") from None
+            raise RunFolderError(
+                f"{str(self.config)!r} cannot be read ({e}); it is damaged: fix or delete it "
+                "(the checkpoints are untouched)"
+            ) from None
         try:
             return RunPlan.from_dict(values, where=str(self.config))
         except ConfigError as e:
@@ -146,8 +148,9 @@ def looks_like_run(folder: str | os.PathLike) -> bool:
     """True for a folder dcgan has trained into (a lock file, or config.json beside checkpoints/ or samples/)."""
     folder = Path(folder)
     try:
-        return (folder / LOCK_NAME).exists() or ((folder / "config.json").is_file()
-                                                 and ((folder / "checkpoints").is_dir() or (folder / "samples").is_dir()))
+        return (folder / LOCK_NAME).exists() or (
+            (folder / "config.json").is_file() and ((folder / "checkpoints").is_dir() or (folder / "samples").is_dir())
+        )
     except OSError:
         return False
 
@@ -177,30 +180,37 @@ class RunLock:
             self.folder.path.mkdir(parents=True, exist_ok=True)
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as e:
-            raise RunFolderError(f"cannot write to the output folder {str(self.folder.path)!r}: "
-                                 f"{e.strerror or e}") from None
+            raise RunFolderError(
+                f"cannot write to the output folder {str(self.folder.path)!r}: {e.strerror or e}"
+            ) from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as e:
             holder = _read_holder(fd)
             os.close(fd)
             if e.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
-                raise RunFolderError(f"{str(self.folder.path)!r} is in use by another training process "
-                                     f"({holder or 'unknown'}); wait for it to finish, stop it, or choose another "
-                                     "--out") from None
+                raise RunFolderError(
+                    f"{str(self.folder.path)!r} is in use by another training process "
+                    f"({holder or 'unknown'}); wait for it to finish, stop it, or choose another "
+                    "--out"
+                ) from None
             raise RunFolderError(f"cannot lock {str(path)!r}: {e.strerror or e}") from None
         previous = _read_holder(fd)
         if previous:
             self.took_over = previous
         try:
             os.ftruncate(fd, 0)
-            os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()} since "
-                          f"{time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode(), 0)
+            os.pwrite(
+                fd,
+                f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode(),
+                0,
+            )
             os.fsync(fd)
         except OSError as e:
             os.close(fd)
-            raise RunFolderError(f"cannot write to the output folder {str(self.folder.path)!r}: "
-                                 f"{e.strerror or e}") from None
+            raise RunFolderError(
+                f"cannot write to the output folder {str(self.folder.path)!r}: {e.strerror or e}"
+            ) from None
         self.fd = fd
         return self
 
@@ -227,6 +237,7 @@ def _read_holder(fd: int) -> str:
 
 # --- which checkpoint, and the generator in it ------------------------------------------------------------
 
+
 def resolve_checkpoint(path: str | os.PathLike, which: str = "auto") -> Path:
     """A run folder's checkpoint (``auto``: best.safetensors when --eval-every kept one, else the newest;
     ``best``; ``latest``) or a checkpoint file itself."""
@@ -239,8 +250,9 @@ def resolve_checkpoint(path: str | os.PathLike, which: str = "auto") -> Path:
     if which in ("auto", "best") and folder.best.is_file():
         return folder.best
     if which == "best":
-        raise CheckpointError(f"no {BEST_NAME} in {str(folder.checkpoints)!r}: it is kept by training "
-                                   "with --eval-every")
+        raise CheckpointError(
+            f"no {BEST_NAME} in {str(folder.checkpoints)!r}: it is kept by training with --eval-every"
+        )
     latest = folder.latest_checkpoint()
     if latest is None:
         raise CheckpointError(f"no checkpoint in {str(folder.checkpoints)!r}: has this run trained yet?")
@@ -265,8 +277,9 @@ class LoadedGenerator:
         return f"{self.path.name} (step {self.step}{fid}, {'EMA' if self.used_ema else 'raw G'})"
 
 
-def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu", ema: bool = True,
-                   which: str = "auto") -> LoadedGenerator:
+def load_generator(
+    path: str | os.PathLike, device: str | torch.device = "cpu", ema: bool = True, which: str = "auto"
+) -> LoadedGenerator:
     """Load a trained generator (the EMA copy when there is one) from a run folder or checkpoint file."""
     from . import checkpoint as ckpt
     from .config import DataConfig, from_dict
@@ -287,5 +300,6 @@ def load_generator(path: str | os.PathLike, device: str | torch.device = "cpu", 
         data = from_dict(DataConfig, record.plan.get("data", {}), where=f"{str(file)!r} (data)")
     except ConfigError as e:
         raise CheckpointError(str(e)) from None
-    return LoadedGenerator(net=net, model=record.model, path=file, step=record.step, used_ema=used_ema,
-                           best_fid=record.best_fid, data=data)
+    return LoadedGenerator(
+        net=net, model=record.model, path=file, step=record.step, used_ema=used_ema, best_fid=record.best_fid, data=data
+    )

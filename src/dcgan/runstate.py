@@ -11,6 +11,7 @@ import copy
 from typing import Any
 
 import torch
+from torch import nn
 
 from .distributed import DistContext, sync_batchnorm
 from .graphs import set_capturable
@@ -32,6 +33,8 @@ def build_state(plan: RunPlan, device: torch.device, dist: DistContext, capturab
     """
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(plan.seed)
+        generator: nn.Module
+        discriminator: nn.Module
         generator, discriminator = build_models(plan.model)
     if dist.enabled and plan.sync_bn:
         generator, discriminator = sync_batchnorm(generator), sync_batchnorm(discriminator)
@@ -39,16 +42,20 @@ def build_state(plan: RunPlan, device: torch.device, dist: DistContext, capturab
     memory_format = torch.channels_last if plan.channels_last else torch.contiguous_format
     for net in (generator, discriminator, ema):
         if net is not None:
-            net.to(device, memory_format=memory_format)
+            net.to(device, memory_format=memory_format)  # type: ignore[call-overload]  # torch's stubs omit it
     if dist.enabled:
         from torch.nn.parallel import DistributedDataParallel as DDP
 
         ids = [device.index] if device.type == "cuda" else None
         generator, discriminator = DDP(generator, device_ids=ids), DDP(discriminator, device_ids=ids)
-    adam = {"betas": (plan.beta1, plan.beta2), "capturable": capturable}
-    return GanState(generator=generator, discriminator=discriminator, ema=ema,
-                    opt_g=torch.optim.Adam(generator.parameters(), lr=plan.lr_g, **adam),
-                    opt_d=torch.optim.Adam(discriminator.parameters(), lr=plan.lr_d, **adam))
+    betas = (plan.beta1, plan.beta2)
+    return GanState(
+        generator=generator,
+        discriminator=discriminator,
+        ema=ema,
+        opt_g=torch.optim.Adam(generator.parameters(), lr=plan.lr_g, betas=betas, capturable=capturable),
+        opt_d=torch.optim.Adam(discriminator.parameters(), lr=plan.lr_d, betas=betas, capturable=capturable),
+    )
 
 
 def pack(state: GanState) -> dict[str, Any]:

@@ -24,7 +24,7 @@ def generate(generator: nn.Module, z: torch.Tensor, output: str, batch_size: int
     generator.eval()
     device = next(generator.parameters()).device
     try:
-        chunks = [to_uint8(generator(z[i:i + batch_size].to(device)), output) for i in range(0, len(z), batch_size)]
+        chunks = [to_uint8(generator(z[i : i + batch_size].to(device)), output) for i in range(0, len(z), batch_size)]
     finally:
         generator.train(was_training)
     return np.concatenate(chunks) if chunks else np.zeros((0,), np.uint8)

@@ -26,18 +26,40 @@ class ConfigError(UserError, ValueError):
     """A setting is not valid; the message names the flag and what it accepts."""
 
 
-def setting(default: Any, help: str, *, low: float | None = None, high: float | None = None,
-            above: float | None = None, below: float | None = None, choices: tuple[Any, ...] | None = None,
-            flag: str | None = None, short: str | None = None, positional: bool = False,
-            parse: Callable[[str], Any] | None = None, metavar: str | None = None) -> Any:
+def setting(
+    default: Any,
+    help: str,
+    *,
+    low: float | None = None,
+    high: float | None = None,
+    above: float | None = None,
+    below: float | None = None,
+    choices: tuple[Any, ...] | None = None,
+    flag: str | None = None,
+    short: str | None = None,
+    positional: bool = False,
+    parse: Callable[[str], Any] | None = None,
+    metavar: str | None = None,
+) -> Any:
     """A dataclass field with its help text and bounds (``low``/``high`` inclusive, ``above``/``below`` strict).
 
     ``flag`` overrides the CLI name (default ``--field-name``), ``short`` adds one like ``-n``, ``positional``
     makes it a positional CLI argument, ``parse`` turns the CLI's text (or a string given to the API) into
     the value. ``REQUIRED`` as the default makes the field required.
     """
-    metadata = {"help": help, "low": low, "high": high, "above": above, "below": below, "choices": choices,
-                "flag": flag, "short": short, "positional": positional, "parse": parse, "metavar": metavar}
+    metadata = {
+        "help": help,
+        "low": low,
+        "high": high,
+        "above": above,
+        "below": below,
+        "choices": choices,
+        "flag": flag,
+        "short": short,
+        "positional": positional,
+        "parse": parse,
+        "metavar": metavar,
+    }
     if isinstance(default, (list, dict, set)):
         raise TypeError("settings are immutable: use a tuple")
     if default is REQUIRED:
@@ -67,8 +89,13 @@ def describe(hint: Any) -> str:
         return " or ".join(describe(a) for a in get_args(hint))
     if get_origin(hint) is Literal:
         return "one of " + ", ".join(repr(a) for a in get_args(hint))
-    return {int: "a whole number", float: "a number", bool: "true or false", str: "text",
-            type(None): "unset (None)"}.get(hint, getattr(hint, "__name__", str(hint)))
+    return {
+        int: "a whole number",
+        float: "a number",
+        bool: "true or false",
+        str: "text",
+        type(None): "unset (None)",
+    }.get(hint, getattr(hint, "__name__", str(hint)))
 
 
 def coerce(name: str, hint: Any, value: Any) -> Any:
@@ -107,12 +134,17 @@ def coerce(name: str, hint: Any, value: Any) -> Any:
     elif hint is str:
         if isinstance(value, str):
             return value
-    elif dataclasses.is_dataclass(hint) and isinstance(hint, type):
+    elif isinstance(hint, type) and dataclasses.is_dataclass(hint):
         if isinstance(value, hint):
             return value
         if isinstance(value, dict):
             return from_dict(hint, value)
     raise ConfigError(f"{name}: expected {describe(hint)}, got {value!r}")
+
+
+def _number(x: float) -> str:
+    """A bound as people write it: 4294967295, 0.1, 1e-06."""
+    return str(int(x)) if float(x).is_integer() and abs(x) < 1e15 else f"{x:g}"
 
 
 def _check_bounds(name: str, meta: Any, value: Any) -> None:
@@ -124,13 +156,13 @@ def _check_bounds(name: str, meta: Any, value: Any) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return
     if meta.get("low") is not None and value < meta["low"]:
-        raise ConfigError(f"{name} must be at least {meta['low']:g}, got {value!r}")
+        raise ConfigError(f"{name} must be at least {_number(meta['low'])}, got {value!r}")
     if meta.get("high") is not None and value > meta["high"]:
-        raise ConfigError(f"{name} must be at most {meta['high']:g}, got {value!r}")
+        raise ConfigError(f"{name} must be at most {_number(meta['high'])}, got {value!r}")
     if meta.get("above") is not None and not value > meta["above"]:
-        raise ConfigError(f"{name} must be above {meta['above']:g}, got {value!r}")
+        raise ConfigError(f"{name} must be above {_number(meta['above'])}, got {value!r}")
     if meta.get("below") is not None and not value < meta["below"]:
-        raise ConfigError(f"{name} must be below {meta['below']:g}, got {value!r}")
+        raise ConfigError(f"{name} must be below {_number(meta['below'])}, got {value!r}")
 
 
 def check(obj: Any) -> None:
@@ -167,7 +199,7 @@ def from_text(hint: Any, text: str) -> Any:
                 return from_text(arm, text)
             except ValueError:
                 continue
-        raise ValueError(f"expected {describe(hint)}, got {text!r}")
+        raise ValueError(f"expected {' or '.join(describe(a) for a in arms)}, got {text!r}")
     if get_origin(hint) is Literal:
         if text in get_args(hint):
             return text
@@ -223,7 +255,7 @@ def from_dict(cls: type, values: Any, where: str = "saved settings") -> Any:
     kwargs = {}
     for key, value in values.items():
         hint = types_[key]
-        if dataclasses.is_dataclass(hint) and isinstance(value, dict):
+        if isinstance(hint, type) and dataclasses.is_dataclass(hint) and isinstance(value, dict):
             value = from_dict(hint, value, where)
         elif isinstance(value, list):
             value = tuple(value)

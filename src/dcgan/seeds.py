@@ -68,6 +68,7 @@ def parse_seeds(text: str, limit: int = MAX_SEEDS) -> list[int]:
 
 # --- arithmetic expressions ------------------------------------------------------------------------------
 
+
 class ExpressionError(ValueError):
     """A malformed latent expression; the message shows the expression with a caret under the problem."""
 
@@ -88,7 +89,7 @@ def _parse_bracket(text: str, start: int, budget: int) -> tuple[list[int], int]:
         raise ExpressionError(text, reopen, "a '[' before the previous one was closed: add a ']' first")
     if close < 0:
         raise ExpressionError(text, start, "this '[' is never closed; add a ']'")
-    content = text[start + 1:close]
+    content = text[start + 1 : close]
     if not content.strip():
         raise ExpressionError(text, start, "empty brackets: list seeds, e.g. [3,17,42] or [0-9]")
     seeds: list[int] = []

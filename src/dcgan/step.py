@@ -16,8 +16,16 @@ from torch import nn
 from .images import to_model_range
 from .losses import decision_threshold, get_losses
 
-__all__ = ["GanState", "StepOptions", "discriminator_step", "generator_step", "train_step", "to_model_range",
-           "update_ema", "ema_beta_at"]
+__all__ = [
+    "GanState",
+    "StepOptions",
+    "discriminator_step",
+    "generator_step",
+    "train_step",
+    "to_model_range",
+    "update_ema",
+    "ema_beta_at",
+]
 
 Augment = Callable[[torch.Tensor], torch.Tensor]
 
@@ -52,8 +60,14 @@ def _autocast(device: torch.device, options: StepOptions) -> contextlib.Abstract
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16, cache_enabled=options.cast_cache)
 
 
-def discriminator_step(state: GanState, real: torch.Tensor, z: torch.Tensor, options: StepOptions,
-                       augment: Augment | None = None, r1: bool = False) -> dict[str, torch.Tensor]:
+def discriminator_step(
+    state: GanState,
+    real: torch.Tensor,
+    z: torch.Tensor,
+    options: StepOptions,
+    augment: Augment | None = None,
+    r1: bool = False,
+) -> dict[str, torch.Tensor]:
     """One D update on a real batch (model range, (B, C, H, W)) and fresh fakes from z (B, latent_dim).
 
     With ``r1`` the R1 penalty (squared gradient norm of D on the real images) is added.
@@ -63,17 +77,28 @@ def discriminator_step(state: GanState, real: torch.Tensor, z: torch.Tensor, opt
     return _update_discriminator(state, real, fake, options, augment, r1)
 
 
-def generator_step(state: GanState, z: torch.Tensor, options: StepOptions, ema_beta: float | torch.Tensor = 0.0,
-                   augment: Augment | None = None) -> dict[str, torch.Tensor]:
+def generator_step(
+    state: GanState,
+    z: torch.Tensor,
+    options: StepOptions,
+    ema_beta: float | torch.Tensor = 0.0,
+    augment: Augment | None = None,
+) -> dict[str, torch.Tensor]:
     """One G update from z (B, latent_dim); then the EMA generator follows (if any)."""
     with _autocast(z.device, options):
         fake = state.generator(z)
     return _update_generator(state, fake, options, ema_beta, augment)
 
 
-def train_step(state: GanState, real: torch.Tensor, z: torch.Tensor, options: StepOptions,
-               ema_beta: float | torch.Tensor = 0.0, augment: Augment | None = None,
-               r1: bool = False) -> dict[str, torch.Tensor]:
+def train_step(
+    state: GanState,
+    real: torch.Tensor,
+    z: torch.Tensor,
+    options: StepOptions,
+    ema_beta: float | torch.Tensor = 0.0,
+    augment: Augment | None = None,
+    r1: bool = False,
+) -> dict[str, torch.Tensor]:
     """A D update then a G update on the same fakes G(z): one generator forward per step, as Goodfellow et
     al.'s algorithm and the PyTorch example do (G's update sees the freshly updated D)."""
     with _autocast(z.device, options):
@@ -83,8 +108,9 @@ def train_step(state: GanState, real: torch.Tensor, z: torch.Tensor, options: St
     return metrics
 
 
-def _update_discriminator(state: GanState, real: torch.Tensor, fake: torch.Tensor, options: StepOptions,
-                          augment: Augment | None, r1: bool) -> dict[str, torch.Tensor]:
+def _update_discriminator(
+    state: GanState, real: torch.Tensor, fake: torch.Tensor, options: StepOptions, augment: Augment | None, r1: bool
+) -> dict[str, torch.Tensor]:
     d_loss_fn, _ = get_losses(options.loss)
     aug = augment or (lambda x: x)
     real_in = aug(real)
@@ -95,8 +121,12 @@ def _update_discriminator(state: GanState, real: torch.Tensor, fake: torch.Tenso
         real_logits = state.discriminator(real_in).float()
         fake_logits = state.discriminator(aug(fake)).float()
         loss = d_loss_fn(real_logits, fake_logits)
-    metrics = {"d_loss": loss.detach(), "d_real": real_logits.detach().mean(), "d_fake": fake_logits.detach().mean(),
-               "d_real_sign": torch.sign(real_logits.detach() - decision_threshold(options.loss)).mean()}
+    metrics = {
+        "d_loss": loss.detach(),
+        "d_real": real_logits.detach().mean(),
+        "d_fake": fake_logits.detach().mean(),
+        "d_real_sign": torch.sign(real_logits.detach() - decision_threshold(options.loss)).mean(),
+    }
     if use_r1:
         (grad,) = torch.autograd.grad(real_logits.sum(), real_in, create_graph=True)
         penalty = grad.float().pow(2).sum(dim=(1, 2, 3)).mean()
@@ -114,8 +144,9 @@ def _update_discriminator(state: GanState, real: torch.Tensor, fake: torch.Tenso
     return metrics
 
 
-def _update_generator(state: GanState, fake: torch.Tensor, options: StepOptions, ema_beta: float | torch.Tensor,
-                      augment: Augment | None) -> dict[str, torch.Tensor]:
+def _update_generator(
+    state: GanState, fake: torch.Tensor, options: StepOptions, ema_beta: float | torch.Tensor, augment: Augment | None
+) -> dict[str, torch.Tensor]:
     _, g_loss_fn = get_losses(options.loss)
     aug = augment or (lambda x: x)
     # D's parameters get no gradient here, but D still runs in train mode (batch statistics), as in D's step.

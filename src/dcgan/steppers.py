@@ -33,8 +33,17 @@ def shard(dist: DistContext, n: int) -> slice:
 class RealBatches:
     """Real batches in the model's range, in the sampler's order (its position is what a checkpoint keeps)."""
 
-    def __init__(self, images: np.ndarray | torch.Tensor, device: torch.device, sampler: EpochSampler,
-                 dist: DistContext, output: str, channels_last: bool, mirror: bool, generator: torch.Generator) -> None:
+    def __init__(
+        self,
+        images: np.ndarray | torch.Tensor,
+        device: torch.device,
+        sampler: EpochSampler,
+        dist: DistContext,
+        output: str,
+        channels_last: bool,
+        mirror: bool,
+        generator: torch.Generator,
+    ) -> None:
         self.images, self.sampler, self.dist = images, sampler, dist
         self.output, self.channels_last, self.mirror, self.generator = output, channels_last, mirror, generator
         self.feed = BatchFeed(images, device)
@@ -44,8 +53,9 @@ class RealBatches:
         idx = self.sampler.next()
         # The batch after this one, for a feed that fetches ahead (a GPU fed from a host memory map).
         upcoming = self.sampler.peek() if self.feed.prefetch else None
-        batch = self.feed.get(idx[shard(self.dist, len(idx))],
-                              None if upcoming is None else upcoming[shard(self.dist, len(upcoming))])
+        batch = self.feed.get(
+            idx[shard(self.dist, len(idx))], None if upcoming is None else upcoming[shard(self.dist, len(upcoming))]
+        )
         real = to_model_range(batch, self.output, self.channels_last)
         return random_flip(real, self.generator) if self.mirror else real
 
@@ -77,14 +87,27 @@ class Stepper(Protocol):
 class EagerStep:
     """A D update then a G update on the same fakes G(z) (``step.train_step``)."""
 
-    def __init__(self, state: GanState, options: StepOptions, batches: RealBatches, latents: Latents,
-                 batch_size: int) -> None:
-        self.state, self.options, self.batches, self.latents, self.batch_size = (state, options, batches, latents,
-                                                                                 batch_size)
+    def __init__(
+        self, state: GanState, options: StepOptions, batches: RealBatches, latents: Latents, batch_size: int
+    ) -> None:
+        self.state, self.options, self.batches, self.latents, self.batch_size = (
+            state,
+            options,
+            batches,
+            latents,
+            batch_size,
+        )
 
     def __call__(self, ema_beta: float, r1: bool, augment: Augmenter | None) -> dict[str, torch.Tensor]:
-        return train_step(self.state, self.batches.next(), self.latents.draw(self.batch_size), self.options,
-                          ema_beta, augment=augment, r1=r1)
+        return train_step(
+            self.state,
+            self.batches.next(),
+            self.latents.draw(self.batch_size),
+            self.options,
+            ema_beta,
+            augment=augment,
+            r1=r1,
+        )
 
 
 class AlternateStep(EagerStep):
@@ -92,11 +115,13 @@ class AlternateStep(EagerStep):
     only its size."""
 
     def __call__(self, ema_beta: float, r1: bool, augment: Augmenter | None) -> dict[str, torch.Tensor]:
-        metrics = discriminator_step(self.state, self.batches.next(), self.latents.draw(self.batch_size),
-                                     self.options, augment=augment, r1=r1)
+        metrics = discriminator_step(
+            self.state, self.batches.next(), self.latents.draw(self.batch_size), self.options, augment=augment, r1=r1
+        )
         self.batches.skip()
-        metrics.update(generator_step(self.state, self.latents.draw(self.batch_size), self.options, ema_beta,
-                                      augment=augment))
+        metrics.update(
+            generator_step(self.state, self.latents.draw(self.batch_size), self.options, ema_beta, augment=augment)
+        )
         return metrics
 
 

@@ -39,7 +39,7 @@ from .plan import UNTIL_TIME, DataFacts, RunPlan, continue_plan, describe, forma
 from .progress import RunClock, progress_bar
 from .rngstate import capture, restore
 from .runlog import MetricWindow, RunLog, plot_losses
-from .runs import RunFolder, RunLock, latest_checkpoint, prune
+from .runs import RunFolder, RunLock, prune
 from .runstate import build_state, pack, unpack, unwrap
 from .sampling import generate, z_from_seeds
 from .step import StepOptions, ema_beta_at
@@ -83,14 +83,21 @@ class Periodic:
         return bool(self.every) and (step % self.every == 0 or (self.at_end and step == last))
 
 
-def prepare_run(data_dir: str | os.PathLike, run_dir: Path, request: TrainConfig, dist: DistContext,
-                device: torch.device, say: Callable[[str], None],
-                continuing: RunPlan | None = None) -> tuple[PreparedData, RunPlan]:
+def prepare_run(
+    data_dir: str | os.PathLike,
+    run_dir: Path,
+    request: TrainConfig,
+    dist: DistContext,
+    device: torch.device,
+    say: Callable[[str], None],
+    continuing: RunPlan | None = None,
+) -> tuple[PreparedData, RunPlan]:
     """Decode (or find) the data and resolve the plan (keeping a resumed run's decisions, see
     ``plan.continue_plan``): the part of set-up that --dry-run shares."""
     if dist.enabled and request.batch_size % dist.world:
-        raise TrainingError(f"--batch-size {request.batch_size} (the global batch) must be divisible by the "
-                            f"{dist.world} processes")
+        raise TrainingError(
+            f"--batch-size {request.batch_size} (the global batch) must be divisible by the {dist.world} processes"
+        )
     if dist.enabled and request.d_skip_below is not None:
         raise TrainingError("--d-skip-below is a single-process rule (the tutorial's); drop it under torchrun")
     # Measured across the data preparation below, which then hides the measuring window.
@@ -98,8 +105,14 @@ def prepare_run(data_dir: str | os.PathLike, run_dir: Path, request: TrainConfig
     # One process per machine decodes; the others then find the cache.
     if dist.local_rank != 0:
         barrier(dist)
-    data = prepare_dataset(data_dir, request.model.image_size, request.data, channels=request.model.channels,
-                           progress=request.progress and dist.is_main, exclude=(run_dir,))
+    data = prepare_dataset(
+        data_dir,
+        request.model.image_size,
+        request.data,
+        channels=request.model.channels,
+        progress=request.progress and dist.is_main,
+        exclude=(run_dir,),
+    )
     if dist.local_rank == 0:
         barrier(dist)
     say(summary_line(data.report))
@@ -107,17 +120,24 @@ def prepare_run(data_dir: str | os.PathLike, run_dir: Path, request: TrainConfig
         hint = busy_cores_hint(others.cores(), os.cpu_count() or 1, torch.get_num_threads())
         if hint:
             say(hint)
-    plan = resolve(request, DataFacts(images=data.report["used"], channels=data.report["channels"]),
-                   machine(device, dist.world))
+    plan = resolve(
+        request, DataFacts(images=data.report["used"], channels=data.report["channels"]), machine(device, dist.world)
+    )
     return data, plan if continuing is None else continue_plan(plan, continuing)
 
 
 class Trainer:
     """One training job into a run folder, built whole: every method works once the constructor returns."""
 
-    def __init__(self, data_dir: str | os.PathLike, run_dir: str | os.PathLike, config: TrainConfig,
-                 resume: bool = False, allow_data_change: bool = False,
-                 say: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: str | os.PathLike,
+        run_dir: str | os.PathLike,
+        config: TrainConfig,
+        resume: bool = False,
+        allow_data_change: bool = False,
+        say: Callable[[str], None] | None = None,
+    ) -> None:
         self.started = time.monotonic()
         self.data_dir = Path(data_dir)
         self.folder = RunFolder(Path(run_dir))
@@ -144,36 +164,53 @@ class Trainer:
         if resume and resume_from is None:
             raise TrainingError(f"--resume: no checkpoint in {str(self.folder.checkpoints)!r}")
         if not resume and self.folder.latest_checkpoint() is not None:
-            raise TrainingError(f"{str(self.folder.path)!r} already holds a trained run: add --resume to continue "
-                                "it, or choose another --out")
+            raise TrainingError(
+                f"{str(self.folder.path)!r} already holds a trained run: add --resume to continue "
+                "it, or choose another --out"
+            )
         if request.eval_every and self.dist.is_main:
             from .metrics import inception_path
 
             inception_path(request.inception)  # a missing metrics extra fails before any work
         self.device = init_distributed(self.dist, resolve_device(request.device))
         continuing = self.folder.saved_plan() if resume_from is not None and self.folder.config.exists() else None
-        self.data, self.plan = prepare_run(self.data_dir, self.folder.path, request, self.dist, self.device, self.say,
-                                           continuing)
+        self.data, self.plan = prepare_run(
+            self.data_dir, self.folder.path, request, self.dist, self.device, self.say, continuing
+        )
         plan = self.plan
         self.images = self._images_on_device()
         use_graphs = plan.cuda_graphs and graphs_usable(plan, self.device, self.dist.enabled, self.images, self.say)
         # A captured Adam step must keep its step count on the device.
         self.state = build_state(plan, self.device, self.dist, capturable=use_graphs and self.device.type == "cuda")
-        self.options = StepOptions(loss=plan.loss, output=plan.model.output, amp=plan.amp,
-                                   channels_last=plan.channels_last, d_skip_below=plan.d_skip_below,
-                                   r1_weight=plan.r1_gamma / 2 * plan.r1_every)
+        self.options = StepOptions(
+            loss=plan.loss,
+            output=plan.model.output,
+            amp=plan.amp,
+            channels_last=plan.channels_last,
+            d_skip_below=plan.d_skip_below,
+            r1_weight=plan.r1_gamma / 2 * plan.r1_every,
+        )
         self.z_gen = torch.Generator(device=self.device).manual_seed(plan.seed)
         # A stream of its own, so that turning augmentation on or off leaves the z stream unchanged.
         self.aug_gen = torch.Generator(device=self.device).manual_seed(plan.seed + 1_000_003 + self.dist.rank)
         start_p = plan.augment_p if plan.augment == "diffaugment" else 0.0
         self.augmenter = Augmenter(parse_policy(plan.augment_policy), start_p, self.aug_gen)
-        self.batches = RealBatches(self.images, self.device, EpochSampler(plan.images, plan.batch_size, plan.seed),
-                                   self.dist, plan.model.output, plan.channels_last, plan.mirror, self.aug_gen)
+        self.batches = RealBatches(
+            self.images,
+            self.device,
+            EpochSampler(plan.images, plan.batch_size, plan.seed),
+            self.dist,
+            plan.model.output,
+            plan.channels_last,
+            plan.mirror,
+            self.aug_gen,
+        )
         latents = Latents(self.z_gen, plan.model.latent_dim, self.device, self.dist)
         self.stepper: Stepper
         if use_graphs:
-            self.stepper = GraphStep(StepGraph.for_run(self.state, self.options, self.images, plan), self.batches,
-                                     latents, self.say)
+            self.stepper = GraphStep(
+                StepGraph.for_run(self.state, self.options, self.images, plan), self.batches, latents, self.say
+            )
         elif plan.alternate:
             self.stepper = AlternateStep(self.state, self.options, self.batches, latents, plan.batch_size)
         else:
@@ -193,11 +230,15 @@ class Trainer:
         sample = self.data.images[np.random.default_rng(0).permutation(plan.images)[:256]]
         self.monitor = Monitor(plan.loss, plan.steps, diversity(np.asarray(sample)))
         self.clock = RunClock(plan.time_budget, self.started)
-        self._end_cost = 2.0  # seconds the end of a run takes (last checkpoint and grid), measured as it goes
+        # Seconds the end of a run takes (its last checkpoint and grid): guessed, then measured as they are written.
+        self._costs = {"checkpoint": 0.5, "samples": 0.3}
         self.last_grid = -1  # the step of the newest progress grid
-        self.actions = [Periodic(plan.log_every, self._log_row), Periodic(plan.sample_every, self.save_samples),
-                        Periodic(plan.eval_every if self.dist.is_main else 0, self.evaluate),
-                        Periodic(plan.checkpoint_every, self.save_checkpoint, at_end=False)]
+        self.actions = [
+            Periodic(plan.log_every, self._log_row),
+            Periodic(plan.sample_every, self.save_samples),
+            Periodic(plan.eval_every if self.dist.is_main else 0, self.evaluate),
+            Periodic(plan.checkpoint_every, self.save_checkpoint, at_end=False),
+        ]
         self.window = MetricWindow()
         if self.dist.is_main:
             write_json(self.folder.report, self.data.report)
@@ -219,9 +260,11 @@ class Trainer:
             diff = ", ".join(f"{k}: saved {saved[k]!r}, now {now[k]!r}" for k in now if saved[k] != now[k])
             raise TrainingError(f"cannot resume: the model settings differ from the checkpoint's ({diff})")
         if record.data_fingerprint != self.data.fingerprint and not allow_data_change:
-            raise TrainingError("cannot resume: the data folder changed since the checkpoint was written (pictures "
-                                "added, removed or changed, or other preprocessing); add --allow-data-change to "
-                                "continue on the new data")
+            raise TrainingError(
+                "cannot resume: the data folder changed since the checkpoint was written (pictures "
+                "added, removed or changed, or other preprocessing); add --allow-data-change to "
+                "continue on the new data"
+            )
         unpack(self.state, record.networks)
         restore(self.z_gen, self.aug_gen, record.rng)
         if isinstance(self.stepper, GraphStep):
@@ -229,8 +272,13 @@ class Trainer:
         self.augmenter.p = record.augment_p
         self.best_fid, self.evals_since_best = record.best_fid, record.evals_since_best
         self.step = record.step
-        self.batches.sampler = EpochSampler(self.plan.images, self.plan.batch_size, self.plan.seed,
-                                            epoch=record.sampler["epoch"], batch=record.sampler["batch"])
+        self.batches.sampler = EpochSampler(
+            self.plan.images,
+            self.plan.batch_size,
+            self.plan.seed,
+            epoch=record.sampler["epoch"],
+            batch=record.sampler["batch"],
+        )
         if self.log is not None:
             self.log.truncate_after(self.step)
         self.say(f"resumed from {path.name} (step {self.step:,}, epoch {record.sampler['epoch']:,})")
@@ -249,24 +297,36 @@ class Trainer:
     # --- outputs -----------------------------------------------------------------------------------
     def _record(self) -> ckpt.CheckpointRecord:
         return ckpt.CheckpointRecord(
-            model=self.plan.model, plan=self.plan.to_dict(), step=self.step, epoch=self.batches.sampler.epoch,
-            sampler=self.batches.sampler.position(), networks=pack(self.state), rng=capture(self.z_gen, self.aug_gen),
-            augment_p=float(self.augmenter.p), best_fid=self.best_fid, evals_since_best=self.evals_since_best,
+            model=self.plan.model,
+            plan=self.plan.to_dict(),
+            step=self.step,
+            epoch=self.batches.sampler.epoch,
+            sampler=self.batches.sampler.position(),
+            networks=pack(self.state),
+            rng=capture(self.z_gen, self.aug_gen),
+            augment_p=float(self.augmenter.p),
+            best_fid=self.best_fid,
+            evals_since_best=self.evals_since_best,
             data_fingerprint=self.data.fingerprint,
-            package_version=__version__)
+            package_version=__version__,
+        )
 
     def save_checkpoint(self) -> Path:
         """Write the whole state atomically and drop checkpoints beyond --keep."""
         path = self.folder.checkpoint(self.step)
         if not self.dist.is_main:
             return path
+        started = time.monotonic()
         try:
             ckpt.save(path, self._record())
         except OSError as e:
             previous = self.folder.latest_checkpoint()
-            raise TrainingError(f"could not write checkpoint {path.name}: {e.strerror or e}; "
-                                f"the previous checkpoint {previous or '(none)'} is intact") from None
+            raise TrainingError(
+                f"could not write checkpoint {path.name}: {e.strerror or e}; "
+                f"the previous checkpoint {previous or '(none)'} is intact"
+            ) from None
         prune(self.folder.checkpoints, self.plan.keep)
+        self._costs["checkpoint"] = time.monotonic() - started
         return path
 
     def sampling_generator(self) -> torch.nn.Module:
@@ -279,9 +339,11 @@ class Trainer:
         if not self.dist.is_main:
             return path
         self.last_grid = self.step
+        started = time.monotonic()
         pixels = generate(self.sampling_generator(), self.fixed_z, self.plan.model.output)
         # Small images are shown enlarged (nearest neighbour) so a grid is readable at a glance.
         save_image(make_grid(pixels, scale=max(1, 64 // self.plan.model.image_size)), path, "samples")
+        self._costs["samples"] = time.monotonic() - started
         warning = self.monitor.on_grid(self.step, pixels)
         if warning:
             self.say(warning)
@@ -294,8 +356,9 @@ class Trainer:
         plan = self.plan
         if self._scorer is None:
             # The training images are already decoded (memory-mapped): no second scan or decode of the folder.
-            self._scorer = metrics.TrainingScorer(plan.inception, self.device, self.data.images[:plan.eval_n],
-                                                  plan.eval_n)
+            self._scorer = metrics.TrainingScorer(
+                plan.inception, self.device, self.data.images[: plan.eval_n], plan.eval_n
+            )
         row = self._scorer(self.sampling_generator(), plan.model.latent_dim, plan.model.output)
         if row["fid"] < self.best_fid:
             self.best_fid, self.evals_since_best = row["fid"], 0
@@ -303,12 +366,16 @@ class Trainer:
         else:
             self.evals_since_best += 1
         pr = f", precision {row['precision']:.3f}, recall {row['recall']:.3f}" if "precision" in row else ""
-        self.say(f"step {self.step:,}: FID {row['fid']:.2f}, KID {row['kid']:.4f} +- {row['kid_std']:.4f}{pr} "
-                 f"({plan.eval_n} samples; best FID {self.best_fid:.2f})")
+        self.say(
+            f"step {self.step:,}: FID {row['fid']:.2f}, KID {row['kid']:.4f} +- {row['kid_std']:.4f}{pr} "
+            f"({plan.eval_n} samples; best FID {self.best_fid:.2f})"
+        )
         if plan.patience and self.evals_since_best >= plan.patience:
             self.stop_reason = "patience"
-            self.say(f"stopping early: the best FID ({self.best_fid:.2f}) has not improved for {plan.patience} "
-                     f"evaluations (--patience {plan.patience})")
+            self.say(
+                f"stopping early: the best FID ({self.best_fid:.2f}) has not improved for {plan.patience} "
+                f"evaluations (--patience {plan.patience})"
+            )
         if self.log is not None:
             self.log.log({"step": self.step, "epoch": self.batches.sampler.epoch, **row})
         return row
@@ -316,8 +383,11 @@ class Trainer:
     def _log_row(self) -> None:
         # d_updated (the share of D updates made) only means something under the tutorial's skip rule.
         hidden = {"d_real_sign", "r1"} | (set() if self.plan.d_skip_below > 0 else {"d_updated"})
-        means = self.window.row(self.plan.batch_size * (2 if self.plan.alternate else 1),
-                                lambda v: all_mean(self.dist, v.to(self.device)).item(), hidden)
+        means = self.window.row(
+            self.plan.batch_size * (2 if self.plan.alternate else 1),
+            lambda v: all_mean(self.dist, v.to(self.device)).item(),
+            hidden,
+        )
         row = {"step": self.step, "epoch": self.batches.sampler.epoch, **means}
         if self.log is not None:
             self.log.log(row)
@@ -334,28 +404,35 @@ class Trainer:
         if plan.augment_adaptive and plan.augment == "diffaugment" and (self.step + 1) % ADA_INTERVAL == 0:
             # One sync every few steps: D's confidence on the reals steers the augmentation probability.
             sign = all_mean(self.dist, metrics["d_real_sign"]).item()
-            self.augmenter.p = adjust_p(self.augmenter.p, sign, plan.batch_size * ADA_INTERVAL,
-                                        target=plan.augment_target)
+            self.augmenter.p = adjust_p(
+                float(self.augmenter.p), sign, plan.batch_size * ADA_INTERVAL, target=plan.augment_target
+            )
         if plan.augment == "diffaugment":
             metrics["augment_p"] = torch.tensor(self.augmenter.p)
         return metrics
 
     def _non_finite(self, metrics: dict[str, torch.Tensor], last_path: Path | None) -> None:
         """Stop with a clear message, or (--on-nan rollback) reload the last checkpoint at half the learning rates."""
-        where = (f"a loss became NaN or infinite at step {self.step + 1} (d_loss {metrics['d_loss'].item()}, "
-                 f"g_loss {metrics['g_loss'].item()})")
+        where = (
+            f"a loss became NaN or infinite at step {self.step + 1} (d_loss {metrics['d_loss'].item()}, "
+            f"g_loss {metrics['g_loss'].item()})"
+        )
         if self.plan.on_nan == "rollback" and last_path is not None and self.rollbacks < MAX_ROLLBACKS:
             self.rollbacks += 1
             self._restore(last_path)
             for opt in (self.state.opt_g, self.state.opt_d):
                 for group in opt.param_groups:
                     group["lr"] *= 0.5
-            self.say(f"{where}: rolled back to {last_path.name} with learning rates halved "
-                     f"(rollback {self.rollbacks} of {MAX_ROLLBACKS})")
+            self.say(
+                f"{where}: rolled back to {last_path.name} with learning rates halved "
+                f"(rollback {self.rollbacks} of {MAX_ROLLBACKS})"
+            )
             return
-        raise TrainingError(f"{where}; the last good checkpoint is "
-                            f"{last_path if last_path else 'none (no checkpoint written yet)'}. "
-                            "Try a lower --lr-d/--lr-g, --loss hinge, or --on-nan rollback.")
+        raise TrainingError(
+            f"{where}; the last good checkpoint is "
+            f"{last_path if last_path else 'none (no checkpoint written yet)'}. "
+            "Try a lower --lr-d/--lr-g, --loss hinge, or --on-nan rollback."
+        )
 
     def _handle_signal(self, signum: int, frame: Any) -> None:
         if self.stop_reason == "signal":  # a second Ctrl-C: stop now
@@ -365,18 +442,31 @@ class Trainer:
 
     def _out_of_time(self) -> bool:
         # Stop early enough to write the last checkpoint and grid inside the budget.
-        return bool(self.plan.time_budget) and self.clock.left() <= self._end_cost
+        if not self.plan.time_budget:
+            return False
+        rate = self.clock.steps_per_second()
+        next_step = 1 / rate if rate else 0.0
+        return self.clock.left() <= next_step + 1.5 * (self._costs["checkpoint"] + self._costs["samples"])
 
     def run(self) -> TrainResult:
         """Train to the plan's end (its steps, its time budget or early stopping); Ctrl-C or SIGTERM saves a
         checkpoint and returns. PyTorch's thread count is set to the plan's for the run and restored after."""
         plan = self.plan
         if self.step >= plan.steps:
-            self.say(f"nothing to train: the run is at step {self.step:,}, at or past its end ({plan.steps:,} steps); "
-                     "give a larger --steps (or --kimg, --epochs) to continue it")
+            self.say(
+                f"nothing to train: the run is at step {self.step:,}, at or past its end ({plan.steps:,} steps); "
+                "give a larger --steps (or --kimg, --epochs) to continue it"
+            )
             self._release()
-            return TrainResult(self.folder.path, self.step, self.folder.latest_checkpoint(), "nothing to do",
-                               self.clock.elapsed(), self.step * plan.batch_size / 1000, self.dist.is_main)
+            return TrainResult(
+                self.folder.path,
+                self.step,
+                self.folder.latest_checkpoint(),
+                "nothing to do",
+                self.clock.elapsed(),
+                self.step * plan.batch_size / 1000,
+                self.dist.is_main,
+            )
         installed = []
         for sig in (signal.SIGINT, signal.SIGTERM):
             try:
@@ -406,8 +496,15 @@ class Trainer:
                 plot_losses(self.folder.metrics, self.folder.losses)
             self._release()
         reason = self.stop_reason or "steps"
-        result = TrainResult(self.folder.path, self.step, last_path, reason, self.clock.elapsed(),
-                             self.step * plan.batch_size / 1000, self.dist.is_main)
+        result = TrainResult(
+            self.folder.path,
+            self.step,
+            last_path,
+            reason,
+            self.clock.elapsed(),
+            self.step * plan.batch_size / 1000,
+            self.dist.is_main,
+        )
         return result
 
     def _announce(self) -> None:
@@ -419,13 +516,15 @@ class Trainer:
         warning = too_short(plan)
         if warning:
             self.say(warning)
-        length = (f"{plan.steps - self.step:,} steps" if plan.steps < UNTIL_TIME else "until the time budget ends")
+        length = f"{plan.steps - self.step:,} steps" if plan.steps < UNTIL_TIME else "until the time budget ends"
         if self.step:
             length += f" (from step {self.step:,} to {plan.steps:,})" if plan.steps < UNTIL_TIME else ""
         budget = f", at most {format_duration(plan.time_budget)}" if plan.time_budget else ""
-        self.say(f"training {length}{budget} on {where} (batch {plan.batch_size}, {plan.model.image_size}px, "
-                 f"{plan.model.channels} channel(s), loss {plan.loss}, amp {'bf16' if plan.amp else 'off'}) "
-                 f"-> {self.folder.path}")
+        self.say(
+            f"training {length}{budget} on {where} (batch {plan.batch_size}, {plan.model.image_size}px, "
+            f"{plan.model.channels} channel(s), loss {plan.loss}, amp {'bf16' if plan.amp else 'off'}) "
+            f"-> {self.folder.path}"
+        )
 
     def _report_speed(self) -> None:
         rate = self.clock.steps_per_second()
@@ -435,27 +534,44 @@ class Trainer:
         images = rate * plan.batch_size
         if plan.steps < UNTIL_TIME:
             eta = self.clock.eta(plan.steps - self.step)
-            fits = "" if eta is None or not plan.time_budget or eta < self.clock.left() else " (the time budget ends it)"
+            fits = (
+                "" if eta is None or not plan.time_budget or eta < self.clock.left() else " (the time budget ends it)"
+            )
             self.say(f"speed: {images:,.0f} images/s; about {format_duration(eta or 0)} left{fits}")
         else:
             steps = int(self.step + rate * max(0.0, self.clock.left()))
-            self.say(f"speed: {images:,.0f} images/s; about {steps:,} steps ({steps * plan.batch_size / 1000:,.0f} "
-                     f"thousand images) fit in the {format_duration(plan.time_budget)} budget")
+            self.say(
+                f"speed: {images:,.0f} images/s; about {steps:,} steps ({steps * plan.batch_size / 1000:,.0f} "
+                f"thousand images) fit in the {format_duration(plan.time_budget)} budget"
+            )
 
     def _loop(self) -> Path | None:
         plan = self.plan
         total = plan.steps if plan.steps < UNTIL_TIME else None
-        bar = progress_bar(total, "", plan.progress and self.dist.is_main, unit="step", leave=True, initial=self.step,
-                           bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]" if total else
-                           "{n_fmt} steps [{elapsed}{postfix}]")
+        bar = progress_bar(
+            total,
+            "",
+            plan.progress and self.dist.is_main,
+            unit="step",
+            leave=True,
+            initial=self.step,
+            bar_format="{l_bar}{bar}| {n_fmt}/{total_fmt} [{elapsed}{postfix}]"
+            if total
+            else "{n_fmt} steps [{elapsed}{postfix}]",
+        )
         last_path = self.folder.latest_checkpoint()
         self.window.clear()
         try:
             while self.step < plan.steps:
                 metrics = self._one_step()
                 wants_stop = self.stop_reason is not None or self._out_of_time()
-                check = torch.stack([metrics["d_loss"].float(), metrics["g_loss"].float(),
-                                     torch.tensor(float(wants_stop), device=self.device)])
+                check = torch.stack(
+                    [
+                        metrics["d_loss"].float(),
+                        metrics["g_loss"].float(),
+                        torch.tensor(float(wants_stop), device=self.device),
+                    ]
+                )
                 check = all_mean(self.dist, check)  # every rank takes the same decisions
                 if not all(math.isfinite(v) for v in check[:2].tolist()):
                     self._non_finite(metrics, last_path)
@@ -469,11 +585,9 @@ class Trainer:
                 bar.update()
                 for periodic in self.actions:
                     if periodic.due(self.step, plan.steps):
-                        started = time.monotonic()
                         result = periodic.action()
                         if periodic.action == self.save_checkpoint:
                             last_path = result
-                            self._end_cost = max(self._end_cost, 2 * (time.monotonic() - started))
                 if self.clock.seen == SPEED_REPORT_STEP:
                     self._report_speed()
                 if self.step % 10 == 0:
@@ -495,8 +609,13 @@ class Trainer:
         return last_path
 
 
-def dry_run(data_dir: str | os.PathLike, run_dir: str | os.PathLike, config: TrainConfig, resume: bool = False,
-            say: Callable[[str], None] | None = None) -> str:
+def dry_run(
+    data_dir: str | os.PathLike,
+    run_dir: str | os.PathLike,
+    config: TrainConfig,
+    resume: bool = False,
+    say: Callable[[str], None] | None = None,
+) -> str:
     """What ``dcgan train`` would do, with the time it would take measured over a few steps; writes nothing
     into the run folder (the data cache is built, as training would)."""
     speak = say or (lambda msg: print(msg, file=sys.stderr))
@@ -518,11 +637,18 @@ def measure_speed(plan: RunPlan, images: np.ndarray, device: torch.device, steps
         state = build_state(plan, device, dist, capturable=False)
         options = StepOptions(loss=plan.loss, output=plan.model.output, amp=plan.amp, channels_last=plan.channels_last)
         generator = torch.Generator(device=device).manual_seed(0)
-        batches = RealBatches(images, device, EpochSampler(plan.images, plan.batch_size, 0), dist, plan.model.output,
-                              plan.channels_last, plan.mirror, generator)
+        batches = RealBatches(
+            images,
+            device,
+            EpochSampler(plan.images, plan.batch_size, 0),
+            dist,
+            plan.model.output,
+            plan.channels_last,
+            plan.mirror,
+            generator,
+        )
         cls = AlternateStep if plan.alternate else EagerStep
-        stepper = cls(state, options, batches, Latents(generator, plan.model.latent_dim, device, dist),
-                      plan.batch_size)
+        stepper = cls(state, options, batches, Latents(generator, plan.model.latent_dim, device, dist), plan.batch_size)
         augment = Augmenter(parse_policy(plan.augment_policy), 1.0, generator) if plan.augment != "none" else None
         for _ in range(2):
             stepper(0.999, False, augment)
@@ -534,7 +660,13 @@ def measure_speed(plan: RunPlan, images: np.ndarray, device: torch.device, steps
     return steps * plan.batch_size / (time.perf_counter() - start)
 
 
-def train(data_dir: str | os.PathLike, run_dir: str | os.PathLike, config: TrainConfig, resume: bool = False,
-          allow_data_change: bool = False, say: Callable[[str], None] | None = None) -> TrainResult:
+def train(
+    data_dir: str | os.PathLike,
+    run_dir: str | os.PathLike,
+    config: TrainConfig,
+    resume: bool = False,
+    allow_data_change: bool = False,
+    say: Callable[[str], None] | None = None,
+) -> TrainResult:
     """Train a DCGAN on a folder of images; see ``Trainer``."""
     return Trainer(data_dir, run_dir, config, resume=resume, allow_data_change=allow_data_change, say=say).run()

@@ -56,8 +56,10 @@ def inception_path(explicit: str | os.PathLike | None = None) -> Path:
         return path
     folder = _package_dir()
     if folder is None or not (folder / INCEPTION_FILE).is_file():
-        raise MetricsUnavailable("FID, KID and nearest need the Inception network, which is not installed: "
-                                 f"{INSTALL_HINT} (or pass --inception PATH to a TorchScript feature extractor)")
+        raise MetricsUnavailable(
+            "FID, KID and nearest need the Inception network, which is not installed: "
+            f"{INSTALL_HINT} (or pass --inception PATH to a TorchScript feature extractor)"
+        )
     return folder / INCEPTION_FILE
 
 
@@ -109,7 +111,7 @@ class InceptionFeatures:
         chunks = []
         with torch.inference_mode():
             for start in range(0, len(images), self.batch_size):
-                batch = torch.from_numpy(np.array(images[start:start + self.batch_size]))  # a writable copy
+                batch = torch.from_numpy(np.array(images[start : start + self.batch_size]))  # a writable copy
                 x = batch.to(self.device).permute(0, 3, 1, 2).float() / 128.0 - 1.0  # (B, C, H, W) in [-1, 1)
                 if x.shape[1] == 1:
                     x = x.expand(-1, 3, -1, -1)

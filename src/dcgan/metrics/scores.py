@@ -31,8 +31,9 @@ def _sqrtm() -> tuple[Callable[[np.ndarray], np.ndarray], type[Warning]]:
     return sqrtm, LinAlgWarning
 
 
-def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray,
-                     eps: float = 1e-6) -> float:
+def frechet_distance(
+    mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray, eps: float = 1e-6
+) -> float:
     """Frechet distance of two Gaussians: |mu1 - mu2|^2 + Tr(S1 + S2 - 2 (S1 S2)^(1/2)) (Heusel et al. 2017)."""
     sqrtm, singular_warning = _sqrtm()
     mu1, mu2 = np.atleast_1d(np.asarray(mu1, np.float64)), np.atleast_1d(np.asarray(mu2, np.float64))
@@ -50,15 +51,18 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
     if np.iscomplexobj(root):
         # Rounding leaves a tiny imaginary part; a large one means the root is meaningless.
         if not np.allclose(np.diagonal(root).imag, 0.0, atol=1e-3):
-            raise MetricsError(f"FID is numerically unstable here (imaginary component "
-                               f"{np.abs(np.diagonal(root).imag).max():.3g}): use more images")
+            raise MetricsError(
+                f"FID is numerically unstable here (imaginary component "
+                f"{np.abs(np.diagonal(root).imag).max():.3g}): use more images"
+            )
         root = root.real
     diff = mu1 - mu2
     return float(diff @ diff + np.trace(s1) + np.trace(s2) - 2.0 * np.trace(root))
 
 
-def kid(feats_a: np.ndarray, feats_b: np.ndarray, subsets: int = 100, subset_size: int = 1000,
-        seed: int = 0) -> tuple[float, float]:
+def kid(
+    feats_a: np.ndarray, feats_b: np.ndarray, subsets: int = 100, subset_size: int = 1000, seed: int = 0
+) -> tuple[float, float]:
     """Kernel Inception Distance (Binkowski et al. 2018): the unbiased MMD^2 with the kernel
     k(x, y) = (x.y / d + 1)^3 on random subsets; returns (mean, standard deviation over the subsets).
 
@@ -104,9 +108,9 @@ def knn_radii(features: np.ndarray, k: int = PR_NEIGHBOURS) -> np.ndarray:
     x_sq = (x.astype(np.float64) ** 2).sum(1)
     radii = np.empty(len(x))
     for start in range(0, len(x), _CHUNK):
-        d2 = _squared_distances(x[start:start + _CHUNK], x, x_sq)
+        d2 = _squared_distances(x[start : start + _CHUNK], x, x_sq)
         # The row's distance to itself (0) is the smallest; the k-th other neighbour is the (k+1)-th smallest.
-        radii[start:start + len(d2)] = np.partition(d2, k, axis=1)[:, k]
+        radii[start : start + len(d2)] = np.partition(d2, k, axis=1)[:, k]
     return radii
 
 
@@ -116,7 +120,7 @@ def _coverage(queries: np.ndarray, pool: np.ndarray, pool_radii: np.ndarray) -> 
     p_sq = (p.astype(np.float64) ** 2).sum(1)
     inside = 0
     for start in range(0, len(q), _CHUNK):
-        d2 = _squared_distances(q[start:start + _CHUNK], p, p_sq)
+        d2 = _squared_distances(q[start : start + _CHUNK], p, p_sq)
         inside += int((d2 <= pool_radii[None, :]).any(axis=1).sum())
     return inside / len(q)
 
@@ -128,8 +132,9 @@ def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = PR_NEIGHBOURS)
     return _coverage(fake, real, knn_radii(real, k)), _coverage(real, fake, knn_radii(fake, k))
 
 
-def scores(feats_a: np.ndarray, feats_b: np.ndarray, kid_subsets: int = 100, kid_subset_size: int = 1000,
-           seed: int = 0) -> dict[str, Any]:
+def scores(
+    feats_a: np.ndarray, feats_b: np.ndarray, kid_subsets: int = 100, kid_subset_size: int = 1000, seed: int = 0
+) -> dict[str, Any]:
     """{"fid", "kid", "kid_std", "precision", "recall", "n_a", "n_b"} of two feature sets (N, D).
 
     Precision and recall read B as the real side and A as the generated one (``dcgan fid RUN DATA``);
@@ -138,8 +143,11 @@ def scores(feats_a: np.ndarray, feats_b: np.ndarray, kid_subsets: int = 100, kid
     mu_a, sigma_a = feature_stats(feats_a)
     mu_b, sigma_b = feature_stats(feats_b)
     kid_mean, kid_std = kid(feats_a, feats_b, kid_subsets, kid_subset_size, seed)
-    result: dict[str, Any] = {"fid": frechet_distance(mu_a, sigma_a, mu_b, sigma_b), "kid": kid_mean,
-                              "kid_std": kid_std}
+    result: dict[str, Any] = {
+        "fid": frechet_distance(mu_a, sigma_a, mu_b, sigma_b),
+        "kid": kid_mean,
+        "kid_std": kid_std,
+    }
     if min(len(feats_a), len(feats_b)) > PR_NEIGHBOURS:
         result["precision"], result["recall"] = precision_recall(feats_b, feats_a)
     return {**result, "n_a": len(feats_a), "n_b": len(feats_b)}

@@ -53,8 +53,14 @@ class GeneratedFeatures:
     loaded: Any  # runs.LoadedGenerator: the model, the checkpoint, how its run decoded data
 
 
-def generator_features(path: str | os.PathLike, extractor: Extractor, n: int = 10_000, device: str = "cpu",
-                       ema: bool = True, progress: bool = True) -> GeneratedFeatures:
+def generator_features(
+    path: str | os.PathLike,
+    extractor: Extractor,
+    n: int = 10_000,
+    device: str = "cpu",
+    ema: bool = True,
+    progress: bool = True,
+) -> GeneratedFeatures:
     """Features of n images from a run folder or checkpoint, drawn with seeds 0..n-1."""
     from ..devices import resolve_device
     from ..runs import load_generator
@@ -70,8 +76,10 @@ def generator_features(path: str | os.PathLike, extractor: Extractor, n: int = 1
 def _cache_file(data: DataConfig, fingerprint: str, channels: int, identity: str, n: int) -> Path:
     from ..dataset import cache_root
 
-    key = json.dumps({"data": fingerprint, "channels": channels, "extractor": identity, "n": n,
-                      "format": STATS_FORMAT}, sort_keys=True)
+    key = json.dumps(
+        {"data": fingerprint, "channels": channels, "extractor": identity, "n": n, "format": STATS_FORMAT},
+        sort_keys=True,
+    )
     return cache_root(data) / "fid-stats" / f"{hashlib.sha256(key.encode()).hexdigest()[:24]}.npz"
 
 
@@ -84,8 +92,14 @@ class FolderFeatures:
     cached: bool  # True when the features were read from the stats cache
 
 
-def folder_features(path: str | os.PathLike, extractor: Extractor, image_size: int, data: DataConfig | None = None,
-                    limit: int | None = None, progress: bool = True) -> FolderFeatures:
+def folder_features(
+    path: str | os.PathLike,
+    extractor: Extractor,
+    image_size: int,
+    data: DataConfig | None = None,
+    limit: int | None = None,
+    progress: bool = True,
+) -> FolderFeatures:
     """Features of a folder's images decoded at image_size (the first ``limit`` in file order, or all).
 
     The decoded pixels are cached by ``prepare_dataset``; the features too when the extractor has an
@@ -99,15 +113,18 @@ def folder_features(path: str | os.PathLike, extractor: Extractor, image_size: i
     if len(images) < 2:
         raise MetricsError(f"{str(path)!r}: metrics need at least 2 usable images, found {len(images)}")
     identity = getattr(extractor, "identity", None)
-    cache = (_cache_file(data, prepared.fingerprint, prepared.report["channels"], str(identity), len(images))
-             if identity is not None else None)
+    cache = (
+        _cache_file(data, prepared.fingerprint, prepared.report["channels"], str(identity), len(images))
+        if identity is not None
+        else None
+    )
     if cache is not None and cache.is_file():
         try:
             with np.load(cache) as stored:
                 return FolderFeatures(features=stored["features"], prepared=prepared, cached=True)
         except (OSError, ValueError, KeyError):
             cache.unlink(missing_ok=True)  # a damaged entry: compute it again
-    chunks = (images[i:i + _CHUNK] for i in range(0, len(images), _CHUNK))
+    chunks = (images[i : i + _CHUNK] for i in range(0, len(images), _CHUNK))
     features = _extract(extractor, chunks, len(images), f"features ({Path(path).name or path})", progress)
     if cache is not None:
         atomic_write(cache, lambda f: np.savez(f, features=features), durable=False)
@@ -129,9 +146,18 @@ def native_size(folder: str | os.PathLike) -> int:
     return 64
 
 
-def compare(a: str | os.PathLike, b: str | os.PathLike, extractor: Extractor, n: int = 10_000,
-            image_size: int | None = None, device: str = "cpu", ema: bool = True, kid_subsets: int = 100,
-            kid_subset_size: int = 1000, progress: bool = True) -> dict[str, Any]:
+def compare(
+    a: str | os.PathLike,
+    b: str | os.PathLike,
+    extractor: Extractor,
+    n: int = 10_000,
+    image_size: int | None = None,
+    device: str = "cpu",
+    ema: bool = True,
+    kid_subsets: int = 100,
+    kid_subset_size: int = 1000,
+    progress: bool = True,
+) -> dict[str, Any]:
     """FID, KID, precision and recall between two sources, each a run folder, a checkpoint or a folder of images.
 
     A run gives n images (seeds 0..n-1). Image folders are decoded at ``image_size`` when given, else at the
@@ -166,8 +192,15 @@ def compare(a: str | os.PathLike, b: str | os.PathLike, extractor: Extractor, n:
     result = scores(features[generated], features[real], kid_subsets, kid_subset_size)
     result["n_a"], result["n_b"] = len(features["a"]), len(features["b"])
     same = features["a"].shape == features["b"].shape and np.array_equal(features["a"], features["b"])
-    return {**result, "kid_subsets": kid_subsets,
-            "kid_subset_size": min(kid_subset_size, result["n_a"], result["n_b"]),
-            "a": described["a"], "b": described["b"], "image_size": sizes.get("a") or sizes.get("b"),
-            "image_sizes": sizes, "same_images": bool(same), "features": features["a"].shape[1],
-            "extractor": str(getattr(extractor, "identity", type(extractor).__name__))}
+    return {
+        **result,
+        "kid_subsets": kid_subsets,
+        "kid_subset_size": min(kid_subset_size, result["n_a"], result["n_b"]),
+        "a": described["a"],
+        "b": described["b"],
+        "image_size": sizes.get("a") or sizes.get("b"),
+        "image_sizes": sizes,
+        "same_images": bool(same),
+        "features": features["a"].shape[1],
+        "extractor": str(getattr(extractor, "identity", type(extractor).__name__)),
+    }
