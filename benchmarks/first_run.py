@@ -63,28 +63,14 @@ def build_folder(target: Path) -> Path:
     return target
 
 
-def train_dcgan(folder: Path, run: Path, minutes: float, cache: Path) -> dict:
-    """`dcgan train FOLDER --out RUN --time Nm` with the defaults; its log lines and wall time."""
-    if (run / "checkpoints").is_dir():
+def train_dcgan(folder: Path, run: Path, cache: Path, *flags: str) -> dict:
+    """`dcgan train FOLDER --out RUN FLAGS...`, as a user runs it; its log lines and wall time."""
+    if (run / "benchmark.json").is_file():
         return json.loads((run / "benchmark.json").read_text())
     start = time.monotonic()
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "dcgan",
-            "train",
-            str(folder),
-            "--out",
-            str(run),
-            "--time",
-            f"{minutes:g}m",
-            "--no-progress",
-        ],
-        capture_output=True,
-        text=True,
-        env={**os.environ, "DCGAN_CACHE": str(cache)},
-    )
+    command = [sys.executable, "-m", "dcgan", "train", str(folder), "--out", str(run), *flags, "--no-progress"]
+    env = {**os.environ, "DCGAN_CACHE": str(cache)}
+    proc = subprocess.run(command, capture_output=True, text=True, env=env)
     if proc.returncode != 0:
         raise SystemExit(f"dcgan train failed:\n{proc.stderr[-3000:]}")
     info = {"wall_s": time.monotonic() - start, "log": proc.stderr.splitlines() + proc.stdout.splitlines()}
@@ -94,20 +80,47 @@ def train_dcgan(folder: Path, run: Path, minutes: float, cache: Path) -> dict:
 
 def train_example(folder: Path, out: Path, minutes: float) -> dict:
     """The example's defaults for the same wall time; G saved as a state dict."""
-    weights = out / "generator.pt"
-    if weights.exists():
+    if (out / "benchmark.json").is_file():
         return json.loads((out / "benchmark.json").read_text())
     out.mkdir(parents=True, exist_ok=True)
     generator, steps, seconds = train_for(list_images(folder), minutes * 60)
-    torch.save(generator.state_dict(), weights)
-    info = {"wall_s": seconds, "steps": steps, "images_seen": steps * 128}
+    torch.save(generator.state_dict(), out / "generator.pt")
+    info = {"wall_s": seconds, "steps": steps}
     (out / "benchmark.json").write_text(json.dumps(info, indent=1))
     return info
 
 
-def score(samples: np.ndarray, real: np.ndarray, extractor) -> dict:
-    fake = extractor(samples)
-    return metrics.scores(fake, real)
+def score_dcgan(run: Path, real: np.ndarray, extractor: metrics.Extractor, n: int) -> tuple[dict, np.ndarray]:
+    import dcgan
+
+    gen = dcgan.load(run)
+    images = np.concatenate([gen.images(seeds=range(s, min(n, s + 250))) for s in range(0, n, 250)])
+    steps = gen.info["step"]
+    batch = json.loads((run / "config.json").read_text())["batch_size"]
+    return {"steps": steps, "kimg": steps * batch / 1000, **metrics.scores(extractor(images), real)}, images
+
+
+def score_example(out: Path, real: np.ndarray, extractor: metrics.Extractor, n: int) -> tuple[dict, np.ndarray]:
+    """The better of the example's two ways of drawing samples (see the module notes)."""
+    from example_baseline import ExampleGenerator
+
+    net = ExampleGenerator(64)
+    net.load_state_dict(torch.load(out / "generator.pt", weights_only=True))
+    steps = json.loads((out / "benchmark.json").read_text())["steps"]
+    best: tuple[dict, np.ndarray] | None = None
+    for train_mode in (True, False):
+        images = sample(net, n, seed=0, train_mode=train_mode)
+        got = {
+            "steps": steps,
+            "kimg": steps * 128 / 1000,
+            "sampling": "batch stats" if train_mode else "eval",
+            **metrics.scores(extractor(images), real),
+        }
+        print(json.dumps(got), flush=True)
+        if best is None or got["fid"] < best[0]["fid"]:
+            best = (got, images)
+    assert best is not None
+    return best
 
 
 def main() -> None:
@@ -125,67 +138,49 @@ def main() -> None:
     cache = work / "cache"
     budgets = [float(m) for m in args.minutes.split(",")]
     kind = "AVX-512 BF16" if cpu_has_fast_bf16() else "no AVX-512 BF16 (fp32)"
-    print(f"CPU: {os.cpu_count()} cores, {kind}; folder: {len(list(folder.glob('*.png')))} pictures")
+    print(f"CPU: {os.cpu_count()} cores, {kind}; folder: {len(list(folder.glob('*.png')))} pictures", flush=True)
 
-    runs = {}
+    # What a first run gave before the run length followed the folder: --preset paper keeps that default.
+    runs: list[tuple[str, Path]] = [("dcgan --preset paper (25 epochs)", work / "dcgan-paper")]
     if not args.score_only:
-        for minutes in budgets:
-            runs[("dcgan", minutes)] = train_dcgan(folder, work / f"dcgan-{minutes:g}m", minutes, cache)
-            print(f"dcgan {minutes:g} min: {runs[('dcgan', minutes)]['wall_s']:.0f} s", flush=True)
-            runs[("example", minutes)] = train_example(folder, work / f"example-{minutes:g}m", minutes)
-            print(f"example {minutes:g} min: {runs[('example', minutes)]['steps']} steps", flush=True)
+        info = train_dcgan(folder, work / "dcgan-paper", cache, "--preset", "paper")
+        print(f"dcgan --preset paper: {info['wall_s']:.0f} s", flush=True)
+    for minutes in budgets:
+        runs += [
+            (f"dcgan --time {minutes:g}m", work / f"dcgan-{minutes:g}m"),
+            (f"example, {minutes:g} min", work / f"example-{minutes:g}m"),
+        ]
+        if not args.score_only:
+            info = train_dcgan(folder, work / f"dcgan-{minutes:g}m", cache, "--time", f"{minutes:g}m")
+            print(f"dcgan {minutes:g} min: {info['wall_s']:.0f} s", flush=True)
+            info = train_example(folder, work / f"example-{minutes:g}m", minutes)
+            print(f"example {minutes:g} min: {info['steps']} steps in {info['wall_s']:.0f} s", flush=True)
 
     os.environ["DCGAN_CACHE"] = str(cache)
     extractor = metrics.InceptionFeatures(device="cpu")
     real = metrics.folder_features(folder, extractor, 64).features
     rows = []
-    for minutes in budgets:
-        import dcgan
-
-        gen = dcgan.load(work / f"dcgan-{minutes:g}m")
-        ours = np.concatenate([gen.images(seeds=range(s, min(args.n, s + 250))) for s in range(0, args.n, 250)])
-        result = {"tool": "dcgan", "minutes": minutes, "step": gen.info["step"], **score(ours, real, extractor)}
-        save_image(make_grid(ours[:64]), work / f"dcgan-{minutes:g}m-grid.png")
-        rows.append(result)
-
-        from example_baseline import ExampleGenerator
-
-        net = ExampleGenerator(64)
-        net.load_state_dict(torch.load(work / f"example-{minutes:g}m" / "generator.pt", weights_only=True))
-        info = json.loads((work / f"example-{minutes:g}m" / "benchmark.json").read_text())
-        best = None
-        for train_mode in (True, False):
-            theirs = sample(net, args.n, seed=0, train_mode=train_mode)
-            got = {
-                "tool": "example",
-                "minutes": minutes,
-                "step": info["steps"],
-                "mode": "batch stats" if train_mode else "eval",
-                **score(theirs, real, extractor),
-            }
-            print(json.dumps(got), flush=True)
-            if best is None or got["fid"] < best[0]["fid"]:
-                best = (got, theirs)
-        save_image(make_grid(best[1][:64]), work / f"example-{minutes:g}m-grid.png")
-        rows.append(best[0])
-    print(f"\n{'tool':8} {'min':>4} {'steps':>7} {'FID':>8} {'KID':>8} {'precision':>9} {'recall':>7}")
+    for name, path in runs:
+        scorer = score_example if name.startswith("example") else score_dcgan
+        result, images = scorer(path, real, extractor, args.n)
+        save_image(make_grid(images[:64]), work / f"{path.name}-grid.png")
+        rows.append({"run": name, **result})
+        print(json.dumps(rows[-1]), flush=True)
+    print(f"\n{'run':34} {'steps':>6} {'kimg':>6} {'FID':>7} {'KID':>7} {'precision':>9} {'recall':>6}")
     for r in rows:
         print(
-            f"{r['tool']:8} {r['minutes']:4g} {r['step']:7d} {r['fid']:8.2f} {r['kid']:8.4f} {r['precision']:9.3f} "
-            f"{r['recall']:7.3f}"
+            f"{r['run']:34} {r['steps']:6d} {r['kimg']:6.0f} {r['fid']:7.2f} {r['kid']:7.4f} "
+            f"{r['precision']:9.3f} {r['recall']:6.3f}"
         )
     for minutes in budgets:
-        ours, theirs = [r for r in rows if r["minutes"] == minutes]
-        print(
-            f"{minutes:g} min: dcgan FID {(ours['fid'] - theirs['fid']) / theirs['fid'] * 100:+.1f}% "
-            "against the example"
-        )
+        ours = next(r for r in rows if r["run"] == f"dcgan --time {minutes:g}m")
+        theirs = next(r for r in rows if r["run"] == f"example, {minutes:g} min")
+        change = (ours["fid"] - theirs["fid"]) / theirs["fid"] * 100
+        print(f"{minutes:g} min: dcgan's FID is {change:+.1f}% against the example's")
     (work / "scores.json").write_text(json.dumps(rows, indent=1))
     if args.grids:
-        for minutes in budgets:
-            for tool in ("dcgan", "example"):
-                source = work / f"{tool}-{minutes:g}m-grid.png"
-                (Path(args.grids) / f"first-run-{tool}-{minutes:g}m.png").write_bytes(source.read_bytes())
+        for _, path in runs:
+            (Path(args.grids) / f"first-run-{path.name}.png").write_bytes((work / f"{path.name}-grid.png").read_bytes())
 
 
 if __name__ == "__main__":

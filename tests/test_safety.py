@@ -24,8 +24,6 @@ from dcgan.runs import RunFolder, RunFolderError, RunLock
 
 from conftest import ROOT, TINY, cli_env, run_cli, write_images
 
-
-
 # --- 1. the README's commands are what CI runs, and they install what the tests need ----------------------
 
 

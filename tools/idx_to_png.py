@@ -27,6 +27,28 @@ def read_idx_images(path: str | Path) -> np.ndarray:
     return np.frombuffer(data, dtype=np.uint8, offset=16).reshape(n, h, w)
 
 
+def read_idx_labels(path: str | Path) -> np.ndarray:
+    """(N,) uint8 class labels from an idx1-ubyte file, gzipped or not."""
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rb") as f:
+        data = f.read()
+    magic, n = struct.unpack(">II", data[:8])
+    if magic != 2049:
+        raise ValueError(f"{path}: not an idx1 label file (magic {magic})")
+    return np.frombuffer(data, dtype=np.uint8, offset=8)[:n]
+
+
+def export_by_class(images_path: str | Path, labels_path: str | Path, out_dir: str | Path, names: list[str]) -> int:
+    """Write every image as out_dir/<class name>/NNNNN.png (the layout `dcgan train --classes folders` reads)."""
+    images, labels = read_idx_images(images_path), read_idx_labels(labels_path)
+    out = Path(out_dir)
+    for name in names:
+        (out / name).mkdir(parents=True, exist_ok=True)
+    for i, (image, label) in enumerate(zip(images, labels)):
+        Image.fromarray(image, "L").save(out / names[label] / f"{i:05d}.png", optimize=True)
+    return len(images)
+
+
 def export(path: str | Path, out_dir: str | Path, start: int = 0, count: int | None = None) -> int:
     """Write images [start, start + count) as out_dir/NNNNN.png; returns how many were written."""
     images = read_idx_images(path)

@@ -13,7 +13,7 @@ is generated from, so a mistake gets the same message here as on the command lin
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,15 +24,18 @@ from PIL import Image
 
 from .config import TrainConfig, build_config
 from .devices import resolve_device
+from .export import OnnxGenerator
 from .files import check_output_dir
 from .images import label_scale, make_grid, save_image, to_pil
 from .options import (
     MAX_GRID,
     ArithmeticOptions,
     ArithmeticSpec,
+    ExportOptions,
     GenerateOptions,
     GeneratorSource,
     InterpolateOptions,
+    ProjectOptions,
     WalkSpec,
 )
 from .plan import resume_request
@@ -85,24 +88,69 @@ def plan(
     return _dry_run(data_dir, run_dir, training_request(run_dir, config, resume, overrides), resume=resume)
 
 
+Classes = str | int | Sequence[str | int] | None
+
+
 class TrainedGenerator:
-    """A generator loaded from a run folder or checkpoint, with z and image helpers."""
+    """A generator loaded from a run folder, a checkpoint or an exported .onnx file, with z and image helpers.
+
+    A class-conditional generator (trained with ``--classes``) takes ``classes``: a class name or index for
+    every image, or one per image.
+    """
 
     def __init__(self, path: str | os.PathLike, device: str = "cpu", ema: bool = True, which: str = "auto") -> None:
         source = GeneratorSource(run=str(path), device=device, ema=ema, checkpoint=which)  # type: ignore[arg-type]
-        self.loaded: LoadedGenerator = load_generator(
-            source.run, resolve_device(source.device), ema=source.ema, which=source.checkpoint
-        )
-        self.net = self.loaded.net
-        self.model = self.loaded.model
-        self.output = self.model.output
-        self.latent_dim = self.model.latent_dim
+        self.loaded: LoadedGenerator | None = None
+        self.onnx: OnnxGenerator | None = None
+        if Path(source.run).suffix.lower() == ".onnx":
+            self.onnx = OnnxGenerator(source.run)
+            self.latent_dim = self.onnx.latent_dim
+            self.class_names = self.onnx.class_names
+            self.origin = self.onnx.describe()
+            self.info = {
+                "step": int(self.onnx.meta.get("step", 0)),
+                "used_ema": self.onnx.meta.get("ema") == "true",
+                "checkpoint": str(self.onnx.path),
+            }
+        else:
+            self.loaded = load_generator(
+                source.run, resolve_device(source.device), ema=source.ema, which=source.checkpoint
+            )
+            self.net = self.loaded.net
+            self.model = self.loaded.model
+            self.latent_dim = self.model.latent_dim
+            self.class_names = self.loaded.class_names
+            self.origin = self.loaded.describe()
+            # step, used_ema and the checkpoint file the weights came from
+            self.info = {
+                "step": self.loaded.step,
+                "used_ema": self.loaded.used_ema,
+                "checkpoint": str(self.loaded.path),
+            }
 
-    @property
-    def info(self) -> dict[str, Any]:
-        """step, used_ema and the checkpoint file the weights came from."""
-        return {"step": self.loaded.step, "used_ema": self.loaded.used_ema, "checkpoint": str(self.loaded.path)}
+    # --- classes ---------------------------------------------------------------------------------------
+    def class_index(self, name: str | int) -> int:
+        """A class name or index -> its index; ConfigError naming the known classes otherwise."""
+        index = _class_of(self.class_names, str(name))
+        assert index is not None
+        return index
 
+    def class_tensor(self, classes: Classes, n: int) -> torch.Tensor | None:
+        """(n,) class indices for a conditional generator (None for an unconditional one)."""
+        if not self.class_names:
+            if classes is not None:
+                self.class_index(classes if isinstance(classes, (str, int)) else next(iter(classes)))
+            return None
+        if classes is None:
+            raise ConfigError(f"this generator is class-conditional: say which class ({', '.join(self.class_names)})")
+        if isinstance(classes, (str, int)):
+            return torch.full((n,), self.class_index(classes), dtype=torch.int64)
+        picked = [self.class_index(c) for c in classes]
+        if len(picked) != n:
+            raise ConfigError(f"{len(picked)} classes for {n} images: give one class, or one per image")
+        return torch.tensor(picked, dtype=torch.int64)
+
+    # --- z and images ----------------------------------------------------------------------------------
     def z(self, seeds: Iterable[int], truncation: float = 1.0) -> torch.Tensor:
         """(N, latent_dim) z for seeds, scaled toward the mean (zero) by ``truncation``."""
         return z_from_seeds(_seeds(seeds), self.latent_dim) * truncation
@@ -113,8 +161,11 @@ class TrainedGenerator:
         z: torch.Tensor | np.ndarray | None = None,
         n: int | None = None,
         truncation: float = 1.0,
+        classes: Classes = None,
+        class_weights: torch.Tensor | None = None,
     ) -> np.ndarray:
-        """uint8 (N, H, W, C) images from seeds, from z vectors, or from seeds 0..n-1."""
+        """uint8 (N, H, W, C) images from seeds, from z vectors, or from seeds 0..n-1 (and, for a class-conditional
+        generator, ``classes``, or soft ``class_weights`` (N, K) as latent arithmetic makes)."""
         if z is None:
             seeds = range(n or 16) if seeds is None else seeds
             z = self.z(seeds, truncation)
@@ -123,25 +174,54 @@ class TrainedGenerator:
             raise ConfigError(
                 f"z vectors of shape {tuple(z.shape)}; this generator takes {self.latent_dim} numbers each"
             )
-        return generate(self.net, z.reshape(-1, self.latent_dim), self.output)
+        z = z.reshape(-1, self.latent_dim)
+        chosen = class_weights if class_weights is not None else self.class_tensor(classes, len(z))
+        if self.onnx is not None:
+            if class_weights is not None:
+                raise ConfigError("an .onnx file takes whole classes, not the mixed ones of latent arithmetic")
+            return self.onnx.render(z.numpy(), None if chosen is None else chosen.numpy())
+        assert self.loaded is not None
+        return generate(self.net, z, self.model.output, chosen)
 
     def pil(self, **kwargs: Any) -> list[Image.Image]:
         """The same as ``images`` but as PIL images."""
         return [to_pil(p) for p in self.images(**kwargs)]
 
     def grid(
-        self, seeds: Iterable[int] | None = None, columns: int | None = None, labels: bool = False, **kwargs: Any
+        self,
+        seeds: Iterable[int] | None = None,
+        columns: int | None = None,
+        labels: bool = False,
+        classes: Classes = None,
+        **kwargs: Any,
     ) -> Image.Image:
-        """One grid image; ``labels=True`` captions each tile with its seed."""
+        """One grid image; ``labels=True`` captions each tile with its seed. A class-conditional generator draws
+        one row per class (all of them unless ``classes`` names some), the same seeds in every row."""
         seeds = _seeds(range(16) if seeds is None else seeds, MAX_GRID)
-        pixels = self.images(seeds=seeds, **kwargs)
+        if not self.class_names:
+            pixels = self.images(seeds=seeds, classes=classes, **kwargs)
+            captions = [str(s) for s in seeds]
+        else:
+            rows = self.grid_classes(classes)
+            if len(rows) * len(seeds) > MAX_GRID:
+                raise ConfigError(f"{len(rows)} classes x {len(seeds)} seeds: at most {MAX_GRID} tiles in one grid")
+            pixels = np.concatenate([self.images(seeds=seeds, classes=c, **kwargs) for c in rows])
+            captions = [f"{self.class_names[c]} {s}" for c in rows for s in seeds]
+            columns = len(seeds)
         return make_grid(
             pixels,
             columns,
-            labels=[str(s) for s in seeds] if labels else None,
+            labels=captions if labels else None,
             scale=label_scale(pixels.shape[1]) if labels else 1,
         )
 
+    def grid_classes(self, classes: Classes) -> list[int]:
+        """The class of each row of a grid: those named, or every class."""
+        if classes is None:
+            return list(range(len(self.class_names)))
+        return [self.class_index(c) for c in ([classes] if isinstance(classes, (str, int)) else classes)]
+
+    # --- walks ------------------------------------------------------------------------------------------
     def interpolate(
         self,
         seeds: Iterable[int],
@@ -149,14 +229,17 @@ class TrainedGenerator:
         spherical: bool = True,
         loop: bool = False,
         truncation: float = 1.0,
+        classes: str | int | None = None,
     ) -> np.ndarray:
-        """uint8 (F, H, W, C) frames walking from seed to seed, ``frames`` per segment (slerp unless told)."""
+        """uint8 (F, H, W, C) frames walking from seed to seed, ``frames`` per segment (slerp unless told), in one
+        class for a class-conditional generator."""
         walk = WalkSpec(
             seeds=",".join(str(s) for s in _seeds(seeds)),
             frames=frames,
             lerp=not spherical,
             loop=loop,
             truncation=truncation,
+            label=None if classes is None else str(classes),
         )
         return self.walk(walk)
 
@@ -164,36 +247,128 @@ class TrainedGenerator:
         """The frames of a checked walk."""
         from .latent import interpolation_path
 
-        path = interpolation_path(self.z(walk.seed_list(), walk.truncation), walk.frames, not walk.lerp, walk.loop)
-        return self.images(z=path)
+        z, _ = self.stops(walk)
+        path = interpolation_path(z * walk.truncation, walk.frames, not walk.lerp, walk.loop)
+        return self.images(z=path, classes=walk.label)
 
+    def stops(self, walk: WalkSpec) -> tuple[torch.Tensor, list[str]]:
+        """The z a walk visits (K, latent_dim), every row of a z file a stop of its own, and their captions."""
+        parts, labels = [], []
+        for stop in walk.seed_list():
+            z = self.stop_z(stop)
+            parts.append(z)
+            if isinstance(stop, str):
+                name = Path(stop).stem
+                labels += [name] if len(z) == 1 else [f"{name}:{i}" for i in range(len(z))]
+            else:
+                labels.append(f"seed {stop}")
+        return torch.cat(parts), labels
+
+    def z_file(self, path: str | os.PathLike) -> torch.Tensor:
+        """(N, latent_dim) z read from a .npy file (``dcgan project``, ``arithmetic --save-z``), checked."""
+        from .latent import load_z
+
+        try:
+            z = load_z(path)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
+        if z.shape[-1] != self.latent_dim:
+            raise ConfigError(
+                f"{str(path)!r} holds z of {z.shape[-1]} dimensions; this generator takes {self.latent_dim}"
+            )
+        return z.reshape(-1, self.latent_dim)
+
+    def stop_z(self, stop: int | str) -> torch.Tensor:
+        """(N, latent_dim): a seed's z (N = 1), or every row of a z file."""
+        return self.z_file(stop) if isinstance(stop, str) else self.z([stop])
+
+    # --- arithmetic -------------------------------------------------------------------------------------
     def arithmetic(
         self, expression: str, samples: int = 8, noise: float = 0.25, seed: int = 0
     ) -> tuple[torch.Tensor, Image.Image]:
         """'[12,40,77] - [5,9,31] + [21,33,60]' on the terms' mean z -> (result z (D,), a figure showing the
-        terms, their means, the result and ``samples`` results with noise of std ``noise`` added, seeded)."""
+        terms, their means, the result and ``samples`` results with noise of std ``noise`` added, seeded). A
+        class-conditional generator takes a class on every term, 'ramen:[1,2] - udon:[3] + soba:[4]': the
+        result is drawn with the same sum of the terms' classes."""
         return self.evaluate(ArithmeticSpec(expression=expression, samples=samples, noise=noise, seed=seed))
 
     def evaluate(self, spec: ArithmeticSpec, shown: int = 8) -> tuple[torch.Tensor, Image.Image]:
         """The result z of a checked expression and its figure; only the first ``shown`` seeds of a term are
         drawn, the means use them all."""
         from .figures import arithmetic_figure
-        from .latent import evaluate_expression
+        from .latent import evaluate_expression, term_z
+        from .seeds import Labelled
 
         terms = spec.terms()
-        z = evaluate_expression(terms, self.z)
+        labels = [t.label if isinstance(t, Labelled) else None for _, t in terms]
+        if self.class_names and None in labels:
+            raise ConfigError(
+                "this model is class-conditional: give every term its class, e.g. "
+                f"{self.class_names[0]}:[1,2] (classes: {', '.join(self.class_names)})"
+            )
+        if not self.class_names and any(labels):
+            self.class_index(next(label for label in labels if label))  # says the model has no classes
+        z = evaluate_expression(terms, self.z, self.z_file)
         jitter = torch.from_numpy(np.random.RandomState(spec.seed).standard_normal((spec.samples, self.latent_dim)))
-        results = self.images(z=torch.cat([z[None], z[None] + spec.noise * jitter.float()]))
-        means = self.images(z=torch.stack([self.z(seeds).mean(0) for _, seeds in terms]))
+        result_z = torch.cat([z[None], z[None] + spec.noise * jitter.float()])
+        weights = None
+        if self.class_names:
+            one_hot = torch.eye(len(self.class_names))
+            mixed = sum(sign * one_hot[self.class_index(str(label))] for (sign, _), label in zip(terms, labels))
+            weights = torch.as_tensor(mixed).repeat(len(result_z), 1)
+        results = self.images(z=result_z, class_weights=weights)
+        means, shown_images = [], []
+        for (_, term), label in zip(terms, labels):
+            source = term.source if isinstance(term, Labelled) else term
+            mean = term_z(source, self.z, self.z_file).mean(0, keepdim=True)
+            first = self.z_file(source)[:shown] if isinstance(source, str) else self.z(source[:shown])
+            means.append(self.images(z=mean, classes=label))
+            shown_images.append(self.images(z=first, classes=label))
         figure = arithmetic_figure(
             terms,
-            [self.images(seeds=seeds[:shown]) for _, seeds in terms],
-            means,
+            shown_images,
+            np.concatenate(means),
             results,
             scale=label_scale(results.shape[1]),
             max_shown=shown,
         )
         return z, figure
+
+    # --- projection -------------------------------------------------------------------------------------
+    def project(
+        self,
+        pictures: np.ndarray | list[str],
+        steps: int = 300,
+        starts: int = 4,
+        seed: int = 0,
+        features: str = "discriminator",
+        classes: str | int | None = None,
+    ) -> Any:
+        """z for each picture (uint8 (N, S, S, C) at the model's size and channels, or image files, decoded as
+        training does) -> a project.ProjectionResult (z, images, loss, psnr); a class-conditional generator
+        projects into the given class."""
+        from .project import DiscriminatorFeatures, project
+
+        if self.loaded is None:
+            raise ConfigError("projection needs the run folder or checkpoint, not an .onnx file")
+        loaded = load_generator(
+            self.loaded.path,
+            next(self.net.parameters()).device,
+            ema=self.loaded.used_ema,
+            discriminator=features == "discriminator",
+        )
+        if isinstance(pictures, list):
+            pictures, _ = decode_photos(pictures, loaded.model, loaded.data)
+        expected = (self.model.image_size, self.model.image_size, self.model.channels)
+        if pictures.dtype != np.uint8 or pictures.ndim != 4 or pictures.shape[1:] != expected:
+            raise ConfigError(
+                f"pictures: expected uint8 (N, {', '.join(map(str, expected))}), got {pictures.dtype} {pictures.shape}"
+            )
+        critic = DiscriminatorFeatures(loaded.discriminator) if loaded.discriminator is not None else None  # type: ignore[arg-type]
+        label = self.class_tensor(classes, len(pictures))
+        return project(
+            self.net, pictures, self.model.output, critic, steps=steps, starts=starts, seed=seed, classes=label
+        )
 
 
 def _seeds(seeds: Iterable[int], limit: int = MAX_SEEDS) -> list[int]:
@@ -224,7 +399,8 @@ class Written:
 
 def generate_files(options: GenerateOptions) -> Written:
     """Write one PNG per seed (seed-NNNN.png) into out_dir, and/or a grid labelled by seed. With ``z`` (a .npy of
-    z vectors) render its rows instead (z-NNNN.png, labels 0..N-1)."""
+    z vectors) render its rows instead (z-NNNN.png, labels 0..N-1). A class-conditional generator draws each
+    seed in each class asked for (all by default): seed-NNNN-CLASS.png, one grid row per class."""
     from .files import check_output_file
     from .latent import load_z
 
@@ -243,34 +419,52 @@ def generate_files(options: GenerateOptions) -> Written:
         if z.shape[-1] != gen.latent_dim:
             raise ConfigError(f"--z: the vectors have {z.shape[-1]} dimensions; this generator takes {gen.latent_dim}")
         z = z.reshape(-1, gen.latent_dim) * options.truncation
-        if options.grid is not None and len(z) > MAX_GRID:
-            raise ConfigError(f"--grid: {len(z):,} tiles; at most {MAX_GRID} in one grid")
     seeds = options.seed_list() if z is None else list(range(len(z)))
+    rows: list[int | None] = list(gen.grid_classes(options.class_list())) if gen.class_names else [None]
+    asked = options.class_list()
+    if not gen.class_names and asked:
+        gen.class_index(asked[0])  # says the model has no classes
+    if options.grid is not None and len(rows) * len(seeds) > MAX_GRID:
+        raise ConfigError(f"--grid: {len(rows) * len(seeds):,} tiles; at most {MAX_GRID} in one grid")
 
-    def images(chunk: list[int]) -> np.ndarray:
-        return gen.images(seeds=chunk, truncation=options.truncation) if z is None else gen.images(z=z[chunk])
+    def images(chunk: list[int], row: int | None) -> np.ndarray:
+        if z is None:
+            return gen.images(seeds=chunk, truncation=options.truncation, classes=row)
+        return gen.images(z=z[chunk], classes=row)
 
     written: list[Path] = []
-    pixels = images(seeds) if options.grid is not None else None  # the grid needs them all; its pass serves files
-    if options.out_dir is not None:
+    grid_rows = []
+    for row in rows:
+        suffix = "" if row is None else f"-{_file_safe(gen.class_names[row])}"
+        pixels = images(seeds, row) if options.grid is not None else None  # the grid needs them all anyway
+        if pixels is not None:
+            grid_rows.append(pixels)
+        if options.out_dir is None:
+            continue
         out = Path(options.out_dir)
         out.mkdir(parents=True, exist_ok=True)
         for start in range(0, len(seeds), 256):
             chunk = seeds[start : start + 256]
-            chunk_pixels = pixels[start : start + 256] if pixels is not None else images(chunk)
+            chunk_pixels = pixels[start : start + 256] if pixels is not None else images(chunk, row)
             for s, p in zip(chunk, chunk_pixels):
-                target = out / f"{'seed' if z is None else 'z'}-{s:04d}.png"
+                target = out / f"{'seed' if z is None else 'z'}-{s:04d}{suffix}.png"
                 save_image(to_pil(p), target, "--out-dir")
                 written.append(target)
     grid = None
-    if options.grid is not None and pixels is not None:
+    if options.grid is not None:
+        pixels = np.concatenate(grid_rows)
+        captions = [(f"{gen.class_names[row]} " if row is not None else "") + str(s) for row in rows for s in seeds]
+        columns = len(seeds) if gen.class_names else None
         save_image(
-            make_grid(pixels, labels=[str(s) for s in seeds], scale=label_scale(pixels.shape[1])),
-            options.grid,
-            "--grid",
+            make_grid(pixels, columns, labels=captions, scale=label_scale(pixels.shape[1])), options.grid, "--grid"
         )
         grid = Path(options.grid)
-    return Written(files=written, grid=grid, source=gen.loaded.describe())
+    return Written(files=written, grid=grid, source=gen.origin)
+
+
+def _file_safe(name: str) -> str:
+    """A class name as part of a file name."""
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
 
 
 def write_walk(options: InterpolateOptions) -> tuple[int, int, int, str]:
@@ -280,16 +474,17 @@ def write_walk(options: InterpolateOptions) -> tuple[int, int, int, str]:
     check_walk_output(options.out)
     gen = _load(options.source)
     frames = gen.walk(options.walk)
+    _, labels = gen.stops(options.walk)
     width, height = save_walk(
         frames,
         options.out,
-        options.walk.seed_list(),
+        labels,
         options.walk.frames,
         loop=options.walk.loop,
         fps=options.fps,
         scale=options.scale,
     )
-    return len(frames), width, height, gen.loaded.describe()
+    return len(frames), width, height, gen.origin
 
 
 def write_arithmetic(options: ArithmeticOptions) -> tuple[torch.Tensor, str]:
@@ -305,4 +500,123 @@ def write_arithmetic(options: ArithmeticOptions) -> tuple[torch.Tensor, str]:
     save_image(figure, options.out, "--out")
     if options.save_z:
         save_z(options.save_z, z[None])
-    return z, gen.loaded.describe()
+    return z, gen.origin
+
+
+def export_file(options: ExportOptions) -> tuple[Any, str]:
+    """Write the run's generator as ONNX and check it with onnxruntime; returns (export.ExportResult, origin)."""
+    from .export import export_generator
+    from .files import check_output_file
+
+    check_output_file(options.out, "--out")
+    loaded = load_generator(
+        options.source.run, torch.device("cpu"), ema=options.source.ema, which=options.source.checkpoint
+    )
+    return export_generator(loaded, options.out, output=options.output, opset=options.opset), loaded.describe()
+
+
+def decode_photos(paths: list[str], model: Any, data: Any) -> tuple[np.ndarray, list[str]]:
+    """Pictures decoded and fitted as training decodes them, at the model's size and channels (uint8
+    (N, S, S, C)); and a note for each picture whose channels were converted."""
+    from .dataset import DataError
+    from .imagefiles import DecodeSettings, decode_file
+    from .images import to_gray
+
+    settings = DecodeSettings(size=model.image_size, fit=data.fit, background=data.background, min_size=1)
+    pictures, notes = [], []
+    for path in paths:
+        decoded = decode_file(str(path), settings)
+        if decoded.pixels is None:
+            raise DataError(f"cannot use {str(path)!r}: {decoded.reason}")
+        pixels = decoded.pixels
+        if model.channels == 1:
+            if not decoded.grayscale:
+                notes.append(f"note: {Path(path).name} is in colour; converted to gray for this 1-channel model")
+            pixels = to_gray(pixels)
+        elif decoded.grayscale:
+            notes.append(f"note: {Path(path).name} is gray; used as three equal channels for this colour model")
+        pictures.append(pixels)
+    return np.stack(pictures), notes
+
+
+def project_files(options: ProjectOptions) -> tuple[list[tuple[str, float]], str, list[str]]:
+    """Project each picture; write NAME.npy, NAME.png and NAME-compare.png. Returns ((name, PSNR) per
+    picture, the checkpoint used, notes)."""
+    from .latent import save_z
+    from .progress import progress_bar
+    from .project import DiscriminatorFeatures, project
+
+    out = check_output_dir(options.out_dir, "--out-dir")
+    for photo in options.photos:
+        if not Path(photo).is_file():
+            raise ConfigError(f"{photo!r}: no such picture")
+    source = options.source
+    loaded = load_generator(
+        source.run,
+        resolve_device(source.device),
+        ema=source.ema,
+        which=source.checkpoint,
+        discriminator=options.features == "discriminator",
+    )
+    targets, notes = decode_photos(list(options.photos), loaded.model, loaded.data)
+    label = _class_of(loaded.class_names, options.label)
+    features = DiscriminatorFeatures(loaded.discriminator) if loaded.discriminator is not None else None  # type: ignore[arg-type]
+    names = _unique_names(options.photos)
+    results: list[tuple[str, float]] = []
+    chunk = 16
+    with progress_bar(options.steps * len(targets), "projecting", True, unit="step") as bar:
+        for start in range(0, len(targets), chunk):
+            part = targets[start : start + chunk]
+
+            def advance(step: int, n: int = len(part)) -> None:
+                bar.update(n)
+
+            got = project(
+                loaded.net,
+                part,
+                loaded.model.output,
+                features,
+                steps=options.steps,
+                starts=options.starts,
+                seed=options.seed,
+                lr=options.lr,
+                on_step=advance,
+                classes=None if label is None else torch.full((len(part),), label, dtype=torch.int64),
+            )
+            for i, name in enumerate(names[start : start + chunk]):
+                save_z(out / f"{name}.npy", got.z[i : i + 1])
+                save_image(to_pil(got.images[i]), out / f"{name}.png", "--out-dir")
+                pair = np.stack([part[i], got.images[i]])
+                figure = make_grid(
+                    pair, 2, labels=["picture", f"projection {got.psnr[i]:.1f} dB"], scale=label_scale(pair.shape[1])
+                )
+                save_image(figure, out / f"{name}-compare.png", "--out-dir")
+                results.append((name, float(got.psnr[i])))
+    return results, loaded.describe(), notes
+
+
+def _class_of(names: tuple[str, ...], asked: str | None) -> int | None:
+    """--class for a command on a run: its index; a conditional run needs one, an unconditional one refuses it."""
+    from .labels import LabelError, resolve_class
+
+    if not names:
+        if asked is not None:
+            raise ConfigError(f"--class {asked}: this model has no classes (it was trained without --classes)")
+        return None
+    if asked is None:
+        raise ConfigError(f"this model is class-conditional: give --class ({', '.join(names)})")
+    try:
+        return resolve_class(asked, names)
+    except LabelError as e:
+        raise ConfigError(f"--class: {e}") from None
+
+
+def _unique_names(paths: tuple[str, ...]) -> list[str]:
+    """File stems, numbered where two pictures share one."""
+    seen: dict[str, int] = {}
+    names = []
+    for path in paths:
+        stem = Path(path).stem
+        seen[stem] = seen.get(stem, 0) + 1
+        names.append(stem if seen[stem] == 1 else f"{stem}-{seen[stem]}")
+    return names

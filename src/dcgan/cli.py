@@ -30,6 +30,10 @@ EXAMPLES = """examples:
   dcgan prepare photos/ --image-size 64                 # decode and cache ahead of training
   dcgan fid runs/ramen photos/ -n 10000                 # FID, KID, precision, recall (pip install 'dcgan[metrics]')
   dcgan nearest runs/ramen --real photos/ --out nearest.png   # does the model copy its training images?
+  dcgan project runs/ramen my-ramen.jpg --out-dir proj/  # your picture in latent space: proj/my-ramen.npy
+  dcgan arithmetic runs/ramen "proj/my-ramen.npy - [4,5] + 7" --out mine.png
+  dcgan export runs/ramen --out ramen.onnx              # the generator for an app (pip install 'dcgan[onnx]')
+  dcgan generate ramen.onnx --seeds 0-15 --grid g.png   # the same pictures from the ONNX file
 """
 
 
@@ -75,6 +79,9 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type, prefix: str = "") 
             help_text += f" (default: {f.default})"
         plain = next((a for a in get_args(hint) if a is not type(None)), hint) if is_union(hint) else hint
         kwargs: dict[str, Any] = {"help": help_text}
+        if get_origin(plain) is tuple:  # a list of values: one or more
+            hint = plain = get_args(plain)[0]
+            kwargs["nargs"] = "+"
         if get_origin(plain) is Literal:
             kwargs["choices"] = get_args(plain)
         elif meta.get("choices") is not None:
@@ -102,7 +109,8 @@ def build(cls: type, values: dict[str, Any], prefix: str = "") -> Any:
         if isinstance(hint, type) and dataclasses.is_dataclass(hint):
             kwargs[f.name] = build(hint, values, prefix + f.name + ".")
         elif prefix + f.name in values:
-            kwargs[f.name] = values[prefix + f.name]
+            value = values[prefix + f.name]
+            kwargs[f.name] = tuple(value) if isinstance(value, list) else value
     return cls(**kwargs)
 
 
@@ -114,6 +122,8 @@ COMMANDS: dict[str, tuple[type, str]] = {
     "prepare": (opts.PrepareOptions, "decode and cache a folder ahead of training; report every file"),
     "fid": (opts.FidOptions, "FID, KID, precision and recall between runs, checkpoints or image folders"),
     "nearest": (opts.NearestOptions, "generated images beside their nearest training images: does it copy?"),
+    "export": (opts.ExportOptions, "write the generator as ONNX, checked against onnxruntime (dcgan[onnx])"),
+    "project": (opts.ProjectOptions, "find the z whose image best matches each of your pictures"),
 }
 
 
@@ -240,6 +250,7 @@ def cmd_fid(options: opts.FidOptions, values: dict[str, Any]) -> int:
         kid_subsets=options.kid_subsets,
         kid_subset_size=options.kid_subset_size,
         progress=feats.progress,
+        per_class=options.per_class,
     )
     if min(result["n_a"], result["n_b"]) < result["features"]:
         say(
@@ -261,6 +272,10 @@ def cmd_fid(options: opts.FidOptions, values: dict[str, Any]) -> int:
         )
     if "precision" in result:
         print(f"precision {result['precision']:.3f}, recall {result['recall']:.3f} (k = 3)")
+    for name, row in result.get("per_class", {}).items():
+        print(f"  {name}: FID {row['fid']:.3f} ({row['n_generated']} generated, {row['n_real']} real)")
+    if "intra_fid" in result:
+        print(f"intra-FID (mean over classes) {result['intra_fid']:.3f}")
     print(f"A: {result['a']}")
     print(f"B: {result['b']}")
     return 0
@@ -303,12 +318,40 @@ def cmd_nearest(options: opts.NearestOptions, values: dict[str, Any]) -> int:
     return 0
 
 
+def cmd_export(options: opts.ExportOptions, values: dict[str, Any]) -> int:
+    from .api import export_file
+
+    result, origin = export_file(options)
+    say(f"from {origin}")
+    unit = "levels" if options.output == "uint8" else "in the model's range"
+    print(
+        f"wrote {result.path} ({result.bytes / 1e6:.2f} MB, {options.output} output, opset {options.opset}); "
+        f"onnxruntime agrees with PyTorch on seeds 0-15 to {result.max_difference:g} {unit}"
+    )
+    return 0
+
+
+def cmd_project(options: opts.ProjectOptions, values: dict[str, Any]) -> int:
+    from .api import project_files
+
+    results, origin, notes = project_files(options)
+    say(f"from {origin}")
+    for note in notes:
+        say(note)
+    for name, psnr in results:
+        print(f"{name}: {psnr:.1f} dB PSNR -> {Path(options.out_dir) / (name + '.npy')}")
+    print(f"wrote {len(results)} z file(s), image(s) and comparison(s) to {options.out_dir}")
+    return 0
+
+
 RUNNERS: dict[str, Callable[[Any, dict[str, Any]], int]] = {
     "train": cmd_train,
     "generate": cmd_generate,
     "interpolate": cmd_interpolate,
     "arithmetic": cmd_arithmetic,
     "prepare": cmd_prepare,
+    "export": cmd_export,
+    "project": cmd_project,
     "fid": cmd_fid,
     "nearest": cmd_nearest,
 }

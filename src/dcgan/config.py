@@ -42,6 +42,7 @@ Device = Literal["auto", "cpu", "cuda", "mps"]
 Preset = Literal["default", "paper", "seed"]
 Augment = Literal["none", "diffaugment"]
 OnNan = Literal["stop", "rollback"]
+ClassInput = Literal["concat", "cbn"]
 Auto = Literal["auto"]
 
 
@@ -114,10 +115,16 @@ class ModelConfig:
     d_head: DHead = setting("conv", "discriminator head: final 4x4 conv or global average pooling")
     output: Output = setting("tanh", "generator output: tanh for data in [-1, 1], sigmoid for [0, 1]")
     spectral_norm: bool = setting(False, "spectral normalisation in D (Miyato et al. 2018), replacing D's batch norm")
+    class_input: ClassInput = setting(
+        "concat", "with --classes, how G gets the class: an embedding joined to z, or class-conditional batch norm"
+    )
 
     def __post_init__(self) -> None:
         check(self)
         _check_widths((self.g_width, self.d_width), self.max_width_mult)
+
+
+MAX_CLASSES = 1000
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -133,15 +140,20 @@ class ModelSpec:
     d_head: DHead
     output: Output
     spectral_norm: bool
+    num_classes: int = 0  # 0: unconditional; else G and D take a class (--classes)
+    class_input: ClassInput = "concat"
 
     def __post_init__(self) -> None:
         check(self)  # the types: nothing left open
-        ModelConfig(**to_dict(self))  # the bounds, which are ModelConfig's
+        asked = {k: v for k, v in to_dict(self).items() if k != "num_classes"}
+        ModelConfig(**asked)  # the bounds, which are ModelConfig's
+        if self.num_classes == 1 or not 0 <= self.num_classes <= MAX_CLASSES:
+            raise ConfigError(f"a class-conditional model needs 2 to {MAX_CLASSES} classes, got {self.num_classes}")
 
 
-def model_spec(model: ModelConfig, channels: int | None = None, width: int = 64) -> ModelSpec:
+def model_spec(model: ModelConfig, channels: int | None = None, width: int = 64, num_classes: int = 0) -> ModelSpec:
     """The networks a ModelConfig asks for, with what it leaves open decided: the channels (the config's, else
-    ``channels``, else 3) and the widths (G's defaulting to ``width``, D's to G's)."""
+    ``channels``, else 3), the widths (G's defaulting to ``width``, D's to G's) and the number of classes."""
     g_width = model.g_width or width
     return ModelSpec(
         image_size=model.image_size,
@@ -153,6 +165,8 @@ def model_spec(model: ModelConfig, channels: int | None = None, width: int = 64)
         d_head=model.d_head,
         output=model.output,
         spectral_norm=model.spectral_norm,
+        num_classes=num_classes,
+        class_input=model.class_input,
     )
 
 
@@ -229,9 +243,11 @@ class TrainConfig:
     )
     ema: bool = setting(True, "keep an exponential moving average of G for sampling")
     ema_beta: float = setting(0.999, "EMA decay per generator update", low=0, below=1)
-    alternate: bool = setting(False, "update D and G on alternate iterations (the tutorial) instead of both each step")
+    alternate: bool = setting(
+        False, "update D and G on alternate iterations (the tutorial, see README) instead of both each step"
+    )
     d_skip_below: float | None = setting(
-        None, "skip a D update when its loss is already below this (the tutorial: 0.1)", low=0, high=100
+        None, "skip a D update when its loss is already below this (the tutorial, see README: 0.1)", low=0, high=100
     )
     sample_every: int | None = setting(
         None, "write a sample grid every N steps (default: after every epoch, at least 100 steps apart)", low=1
@@ -266,6 +282,13 @@ class TrainConfig:
         0.6, "with --augment-p auto: the E[sign D(real)] that p steers toward", low=0, below=1
     )
     mirror: bool = setting(False, "random horizontal flips of the real images (not for text or faces)")
+    classes: str | None = setting(
+        None,
+        "train a class-conditional model: 'folders' (each top-level subfolder of DATA_DIR is a class) or a CSV "
+        "file of path,label rows (paths relative to DATA_DIR)",
+        metavar="folders|LABELS.csv",
+    )
+    balance: bool = setting(False, "with --classes: draw every class equally often, however lopsided the folder")
     r1_gamma: float = setting(
         0.0, "R1 gradient penalty weight on real images (Mescheder et al. 2018); 0 = off", low=0, high=1e6
     )
@@ -305,13 +328,15 @@ class TrainConfig:
             raise ConfigError(f"give one run length, not {' and '.join('--' + n for n in given)}")
         if self.patience is not None and self.eval_every is None:
             raise ConfigError("--patience counts evaluations: add --eval-every N")
+        if self.balance and self.classes is None:
+            raise ConfigError("--balance draws classes equally: add --classes folders (or a labels file)")
 
 
 # Values each preset sets, applied before the user's own settings. A preset's run length yields to any
 # length the user gives. 'paper': Radford et al. 2015 (section 4) as this tool first shipped it: 25
-# epochs, DiffAugment at p = 1 on small folders. 'seed': the tutorial's code (shared/SEED.md): widths
-# 64..256, LSGAN, sigmoid output, Adam defaults, batch 10, alternate D/G iterations, D skipped below a
-# loss of 0.1.
+# epochs, DiffAugment at p = 1 on small folders. 'seed': the code of the tutorial this project grew from
+# (see README): widths 64..256, LSGAN, sigmoid output, Adam defaults, batch 10, alternate D/G
+# iterations, D skipped below a loss of 0.1.
 PRESET_VALUES: dict[str, dict[str, Any]] = {
     "default": {},
     "paper": {"epochs": 25, "augment_p": 1.0},

@@ -33,6 +33,8 @@ from .config import DataConfig
 from .errors import UserError
 from .files import printable, read_json, write_json
 from .imagefiles import Decoded, DecodeSettings, ScanResult, decode_file, scan_folder
+from .images import to_gray
+from .labels import assign_classes
 from .progress import progress_bar
 
 CACHE_FORMAT = 2
@@ -51,8 +53,10 @@ class PreparedData:
     images: np.ndarray  # (N, S, S, C) uint8, read-only memory map
     files: list[str]  # the source file of each image, relative to the data folder
     report: dict[str, Any]
-    fingerprint: str  # the files' content and the preprocessing
+    fingerprint: str  # the files' content and the preprocessing (and the classes, with --classes)
     cache_dir: Path
+    labels: np.ndarray | None = None  # (N,) class of each image (-1: none) with --classes
+    class_names: tuple[str, ...] = ()
 
 
 def default_cache_root() -> Path:
@@ -115,9 +119,7 @@ def _write_final(tmp_rgb: np.ndarray, n: int, channels: int, out_path: Path) -> 
     for start in range(0, n, _CHUNK):
         chunk = np.asarray(tmp_rgb[start : min(n, start + _CHUNK)])
         if channels == 1:
-            # ITU-R 601 luma, the weights Pillow's convert("L") uses.
-            luma = chunk[..., 0] * 0.299 + chunk[..., 1] * 0.587 + chunk[..., 2] * 0.114
-            chunk = np.clip(np.rint(luma), 0, 255).astype(np.uint8)[..., None]
+            chunk = to_gray(chunk)
         final[start : start + len(chunk)] = chunk
     final.flush()
     del final
@@ -130,11 +132,12 @@ def prepare_dataset(
     channels: int | None = None,
     progress: bool = True,
     exclude: tuple[str | os.PathLike, ...] = (),
+    classes: str | None = None,
 ) -> PreparedData:
     """Scan, decode (or reuse the cache) and return the dataset; raises DataError when nothing is usable.
 
     Folders in ``exclude`` (the run folder being trained into) and dcgan run folders found inside are
-    skipped and listed in the report.
+    skipped and listed in the report. ``classes`` ('folders' or a labels file) gives each image a class.
     """
     root = Path(root)
     if not root.exists():
@@ -162,8 +165,20 @@ def prepare_dataset(
             )
     report, files, images = loaded
     report = {**report, "root": str(root.resolve()), "cache": str(cache_dir)}
+    if classes is None:
+        return PreparedData(
+            images=images, files=files, report=report, fingerprint=report["fingerprint"], cache_dir=cache_dir
+        )
+    found = assign_classes(classes, files, [s["path"] for s in report["skipped"]])
+    fingerprint = hashlib.sha256(f"{report['fingerprint']}/{found.fingerprint}".encode()).hexdigest()[:24]
     return PreparedData(
-        images=images, files=files, report=report, fingerprint=report["fingerprint"], cache_dir=cache_dir
+        images=images,
+        files=files,
+        report={**report, **found.report()},
+        fingerprint=fingerprint,
+        cache_dir=cache_dir,
+        labels=found.labels,
+        class_names=found.names,
     )
 
 
@@ -327,22 +342,34 @@ def summary_line(report: dict[str, Any]) -> str:
         parts.append(f"{len(links)} broken link(s) or unreadable file(s) passed over")
     if report["upscaled"]:
         parts.append(f"{len(report['upscaled'])} upscaled (smaller than {report['image_size']} px)")
+    if report.get("classes"):
+        counts = ", ".join(f"{name} {n}" for name, n in list(report["classes"].items())[:8])
+        more = ", ..." if len(report["classes"]) > 8 else ""
+        parts.append(f"{len(report['classes'])} classes ({counts}{more})")
     parts.append(f"{report['channels']} channel(s), {report['image_size']}x{report['image_size']}")
     return "data: " + "; ".join(parts)
 
 
 class EpochSampler:
     """Batches of indices: a fresh permutation each epoch, derived from (seed, epoch) alone, so a
-    position (epoch, batch) is all that resume needs. The last incomplete batch of an epoch is dropped."""
+    position (epoch, batch) is all that resume needs. The last incomplete batch of an epoch is dropped.
 
-    def __init__(self, n: int, batch_size: int, seed: int, epoch: int = 0, batch: int = 0) -> None:
-        self.n, self.batch_size, self.seed = n, batch_size, seed
+    With ``weights`` (a probability per image, e.g. ``labels.balanced_weights``) an epoch is n draws with
+    replacement by those weights instead of a permutation."""
+
+    def __init__(
+        self, n: int, batch_size: int, seed: int, epoch: int = 0, batch: int = 0, weights: np.ndarray | None = None
+    ) -> None:
+        self.n, self.batch_size, self.seed, self.weights = n, batch_size, seed, weights
         self.epoch, self.batch = epoch, batch
         self.batches_per_epoch = max(1, n // batch_size)
         self._order = self._permutation(epoch)
 
     def _permutation(self, epoch: int) -> np.ndarray:
-        return np.random.default_rng([self.seed, epoch]).permutation(self.n)
+        rng = np.random.default_rng([self.seed, epoch])
+        if self.weights is not None:
+            return rng.choice(self.n, size=self.n, replace=True, p=self.weights)
+        return rng.permutation(self.n)
 
     def next(self) -> np.ndarray:
         """Indices of the next batch (sorted, for memory-map locality); the epoch advances after its last batch."""

@@ -13,6 +13,7 @@ from .files import OutputError, atomic_write
 from .images import default_scale, enlarge, make_grid, save_image, to_pil
 from .options import WALK_SUFFIXES
 from .schema import ConfigError
+from .seeds import Labelled
 
 MAX_FRAME_SIDE = 4096  # pixels on a side of one enlarged frame
 
@@ -38,17 +39,17 @@ def check_walk_output(path: str | os.PathLike, frame_size: int | None = None, sc
 
 
 def walk_strip(
-    frames: np.ndarray, frames_per_segment: int, seeds: Sequence[int], loop: bool = False, scale: int = 1
+    frames: np.ndarray, frames_per_segment: int, stops: Sequence[str], loop: bool = False, scale: int = 1
 ) -> Image.Image:
-    """One row per segment, from one seed to the next (both ends shown), ends captioned by seed."""
-    stops = list(seeds) + ([seeds[0]] if loop else [])
+    """One row per segment, from one stop to the next (both ends shown), ends captioned ('seed 3', 'ramen')."""
+    stops = list(stops) + ([stops[0]] if loop else [])
     columns = frames_per_segment + 1
     index = np.concatenate(
         [np.arange(k * frames_per_segment, k * frames_per_segment + columns) for k in range(len(stops) - 1)]
     ) % len(frames)
     labels = []
     for k in range(len(stops) - 1):
-        labels += [f"seed {stops[k]}"] + [""] * (columns - 2) + [f"seed {stops[k + 1]}"]
+        labels += [stops[k]] + [""] * (columns - 2) + [stops[k + 1]]
     return make_grid(frames[index], columns, labels=labels, scale=scale)
 
 
@@ -90,7 +91,7 @@ def save_animation(frames: np.ndarray, path: str | os.PathLike, fps: float = 20.
 def save_walk(
     frames: np.ndarray,
     path: str | os.PathLike,
-    seeds: Sequence[int],
+    stops: Sequence[str],
     frames_per_segment: int,
     loop: bool = False,
     fps: float = 20.0,
@@ -104,7 +105,7 @@ def save_walk(
     suffix = check_walk_output(path, size, scale)
     if suffix == ".png":
         scale = scale or default_scale(size, 64)
-        save_image(walk_strip(frames, frames_per_segment, seeds, loop, scale), path)
+        save_image(walk_strip(frames, frames_per_segment, stops, loop, scale), path)
     else:
         scale = scale or default_scale(size, 128)
         save_animation(enlarge(frames, scale), path, fps)
@@ -127,28 +128,33 @@ def _caption(text: str, size: tuple[int, int], font_size: int = 20) -> Image.Ima
 
 
 def arithmetic_figure(
-    terms: Sequence[tuple[int, Sequence[int]]],
+    terms: Sequence[tuple[int, Sequence[int] | str | Labelled]],
     term_images: Sequence[np.ndarray],
     mean_images: np.ndarray,
     result_images: np.ndarray,
     scale: int = 1,
     max_shown: int = 8,
 ) -> Image.Image:
-    """Radford et al. (2015) fig. 7 as one image: a row per term (its seeds' images, then the image of their
-    mean z, aligned in one column), then '=' and the result (result_images[0]) followed by its noisy
-    neighbours (result_images[1:]).
+    """Radford et al. (2015) fig. 7 as one image: a row per term (its seeds' images, or its z file's, then
+    the image of their mean z, aligned in one column), then '=' and the result (result_images[0]) followed
+    by its noisy neighbours (result_images[1:]). ``term_images`` holds at most ``max_shown`` per term.
     """
     gap = 4 * scale + 6
     rows: list[tuple[str, Image.Image, Image.Image | None]] = []
-    for (sign, seeds), pixels, mean in zip(terms, term_images, mean_images):
-        shown = list(seeds)[:max_shown]
-        labels = [str(s) for s in shown]
-        if len(seeds) > max_shown:
-            labels[-1] += f" +{len(seeds) - max_shown}"
+    for (sign, term), pixels, mean in zip(terms, term_images, mean_images):
+        pixels = pixels[:max_shown]
+        prefix = f"{term.label}:" if isinstance(term, Labelled) else ""
+        seeds = term.source if isinstance(term, Labelled) else term
+        if isinstance(seeds, str):  # a z file: its rows, by the file's name and row
+            labels = [f"{Path(seeds).stem}:{i}" if len(pixels) > 1 else Path(seeds).stem for i in range(len(pixels))]
+        else:
+            labels = [str(s) for s in seeds[:max_shown]]
+            if len(seeds) > max_shown:
+                labels[-1] += f" +{len(seeds) - max_shown}"
         rows.append(
             (
                 "+" if sign > 0 else "-",
-                make_grid(pixels[:max_shown], len(shown), labels=labels, scale=scale),
+                make_grid(pixels, len(labels), labels=[prefix + label for label in labels], scale=scale),
                 make_grid(mean[None], 1, labels=["mean"], scale=scale),
             )
         )

@@ -44,6 +44,8 @@ def unsupported(config: RunPlan, distributed: bool, images_on_device: bool) -> s
         reasons.append("the alternate D/G schedule")
     if config.d_skip_below > 0:
         reasons.append("--d-skip-below (it reads D's loss on the host every step)")
+    if config.class_names:
+        reasons.append("--classes (the class-conditional step is not captured)")
     if config.r1_gamma > 0:
         reasons.append("--r1-gamma (the lazy penalty makes two kinds of step)")
     if not images_on_device:

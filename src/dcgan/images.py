@@ -43,6 +43,12 @@ def to_uint8(images: torch.Tensor, output: str) -> np.ndarray:
     return x.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
 
 
+def to_gray(rgb: np.ndarray) -> np.ndarray:
+    """uint8 (..., 3) -> (..., 1) by ITU-R 601 luma, the weights Pillow's convert("L") uses."""
+    luma = rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114
+    return np.clip(np.rint(luma), 0, 255).astype(np.uint8)[..., None]
+
+
 def to_pil(pixels: np.ndarray) -> Image.Image:
     """(H, W, C) uint8 -> a PIL image (L for one channel, RGB for three)."""
     return Image.fromarray(pixels[..., 0], "L") if pixels.shape[-1] == 1 else Image.fromarray(pixels, "RGB")

@@ -14,7 +14,7 @@ import torch
 
 from .files import atomic_write
 from .sampling import z_from_seeds
-from .seeds import ExpressionError, parse_expression
+from .seeds import ExpressionError, Labelled, parse_expression
 
 __all__ = [
     "ExpressionError",
@@ -89,13 +89,31 @@ def interpolation_path(
 
 
 def evaluate_expression(
-    terms: Sequence[tuple[int, Sequence[int]]], z_of_seeds_fn: Callable[[list[int]], torch.Tensor]
+    terms: Sequence[tuple[int, Sequence[int] | str | Labelled]],
+    z_of_seeds_fn: Callable[[list[int]], torch.Tensor],
+    z_of_file_fn: Callable[[str], torch.Tensor] | None = None,
 ) -> torch.Tensor:
-    """(D,) z = sum of sign * (mean z of the term's seeds), with z_of_seeds_fn(seeds) -> (N, D)."""
+    """(D,) z = sum of sign * (mean z of the term's seeds or file rows), with z_of_seeds_fn(seeds) -> (N, D)
+    and z_of_file_fn(path) -> (N, D)."""
     if not terms:
         raise ValueError("an expression needs at least one term")
-    parts = [sign * z_of_seeds_fn(list(seeds)).mean(0) for sign, seeds in terms]
+    parts = [sign * term_z(seeds, z_of_seeds_fn, z_of_file_fn).mean(0) for sign, seeds in terms]
     return torch.stack(parts).sum(0)
+
+
+def term_z(
+    seeds: Sequence[int] | str | Labelled,
+    z_of_seeds_fn: Callable[[list[int]], torch.Tensor],
+    z_of_file_fn: Callable[[str], torch.Tensor] | None = None,
+) -> torch.Tensor:
+    """(N, D): the z a term stands for, its seeds' or its file's rows (``load_z`` unless told); a term's class
+    does not change its z."""
+    if isinstance(seeds, Labelled):
+        seeds = seeds.source
+    if isinstance(seeds, str):
+        z = (z_of_file_fn or load_z)(seeds)
+        return z.reshape(-1, z.shape[-1])
+    return z_of_seeds_fn(list(seeds))
 
 
 # --- files -----------------------------------------------------------------------------------------------------

@@ -80,7 +80,9 @@ def nearest_real(
     if n < 1 or k < 1:
         raise MetricsError("-n and -k must be at least 1")
     loaded = load_generator(run, resolve_device(device), ema=ema)
-    generated = np.concatenate(list(generated_images(loaded.net, loaded.model.latent_dim, loaded.model.output, n)))
+    generated = np.concatenate(
+        list(generated_images(loaded.net, loaded.model.latent_dim, loaded.model.output, n, loaded.model.num_classes))
+    )
     # Real images decoded as the run decoded its training data, into the default cache.
     real = folder_features(
         real_dir, extractor, loaded.model.image_size, replace(loaded.data, cache_dir=None), progress=progress

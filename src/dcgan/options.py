@@ -15,7 +15,7 @@ from typing import Literal
 from .config import SUPPORTED_SIZES, DataConfig, Device
 from .images import check_image_suffix
 from .schema import REQUIRED, ConfigError, check, setting
-from .seeds import MAX_SEEDS, ExpressionError, parse_expression, parse_seeds
+from .seeds import MAX_SEEDS, ExpressionError, Term, parse_expression, parse_seeds, parse_stops
 
 Which = Literal["auto", "best", "latest"]
 MAX_GRID = 1024  # tiles in one grid image
@@ -60,6 +60,13 @@ class GenerateOptions:
     out_dir: str | None = setting(None, "folder for one PNG per seed (seed-NNNN.png)")
     grid: str | None = setting(None, f"also write one grid image, tiles labelled by seed (at most {MAX_GRID} tiles)")
     truncation: float = setting(1.0, "scale z toward the mean (1 = no truncation)", low=0, high=10)
+    classes: str | None = setting(
+        None,
+        "a class-conditional model's classes to draw, by name or index, e.g. ramen "
+        "or ramen,udon (default: all, one grid row each)",
+        flag="--class",
+        metavar="CLASS[,CLASS]",
+    )
 
     def __post_init__(self) -> None:
         check(self)
@@ -79,6 +86,10 @@ class GenerateOptions:
         if self.seeds is not None:
             self.seed_list()
 
+    def class_list(self) -> list[str] | None:
+        """The classes asked for, as given (names or indices), or None for all of them."""
+        return None if self.classes is None else [c.strip() for c in self.classes.split(",") if c.strip()]
+
     def seed_list(self) -> list[int]:
         """The seeds asked for (-n gives 0..n-1; the default 64)."""
         if self.seeds is None:
@@ -93,11 +104,16 @@ class GenerateOptions:
 class WalkSpec:
     """A walk through latent space: the seeds it visits and how it moves between them."""
 
-    seeds: str = setting(REQUIRED, "seeds to visit in order, at least two, e.g. 3,17,42")
+    seeds: str = setting(
+        REQUIRED, "seeds or z files (.npy) to visit in order, at least two, e.g. 3,17,42 or 3,proj/ramen.npy"
+    )
     frames: int = setting(30, "frames per segment between consecutive seeds", low=1, high=MAX_FRAMES)
     lerp: bool = setting(False, "linear instead of spherical interpolation")
     loop: bool = setting(False, "walk on back to the first seed")
     truncation: float = setting(1.0, "scale z toward the mean (1 = no truncation)", low=0, high=10)
+    label: str | None = setting(
+        None, "a class-conditional model's class to walk in (a name or index)", flag="--class", metavar="CLASS"
+    )
 
     def __post_init__(self) -> None:
         check(self)
@@ -108,9 +124,10 @@ class WalkSpec:
         if total > MAX_FRAMES:
             raise ConfigError(f"{total:,} frames in all; at most {MAX_FRAMES:,} (fewer --frames or seeds)")
 
-    def seed_list(self) -> list[int]:
+    def seed_list(self) -> list[int | str]:
+        """The stops: seeds, and paths of z files (each of whose rows is a stop)."""
         try:
-            return parse_seeds(self.seeds, limit=MAX_FRAMES)
+            return parse_stops(self.seeds, limit=MAX_FRAMES)
         except ValueError as e:
             raise ConfigError(f"--seeds: {e}") from None
 
@@ -142,9 +159,9 @@ class ArithmeticSpec:
 
     expression: str = setting(
         REQUIRED,
-        'e.g. "[12,40,77] - [5,9,31] + [21,33,60]"; [..] is the mean z of those '
-        "seeds (ranges like 3-5 allowed), a bare number one seed; put -- before an "
-        "expression that starts with -",
+        'e.g. "[12,40,77] - [5,9,31] + [21,33,60]" or "proj/my_ramen.npy - [4,5] + 7"; [..] is the mean z of '
+        "those seeds (ranges like 3-5 allowed), a bare number one seed, a .npy file the mean of its z; put -- "
+        "before an expression that starts with -",
         positional=True,
         metavar="EXPRESSION",
     )
@@ -156,7 +173,7 @@ class ArithmeticSpec:
         check(self)
         self.terms()
 
-    def terms(self) -> list[tuple[int, list[int]]]:
+    def terms(self) -> list[Term]:
         try:
             return parse_expression(self.expression, limit=MAX_EXPRESSION_SEEDS)
         except ExpressionError as e:
@@ -237,6 +254,11 @@ class FidOptions:
     json: bool = setting(False, "print one JSON object: fid, kid, kid_std, precision, recall, n_a, n_b, ...")
     kid_subsets: int = setting(100, "random subsets KID averages over", low=1, high=10000)
     kid_subset_size: int = setting(1000, "images per KID subset, at most the smaller side", low=2, high=MAX_SEEDS)
+    per_class: bool = setting(
+        False,
+        "a class-conditional run against a folder with the same class subfolders: "
+        "FID of each class (intra-FID) beside the overall one",
+    )
     features: FeatureOptions = field(default_factory=FeatureOptions)
 
     def __post_init__(self) -> None:
@@ -276,6 +298,49 @@ class TrainTarget:
         False,
         "print the plan (device, precision, networks, augmentation, run length, time it "
         "would take) and exit without training",
+    )
+
+    def __post_init__(self) -> None:
+        check(self)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExportOptions:
+    """``dcgan export``: the generator as an ONNX file, checked against onnxruntime."""
+
+    source: GeneratorSource
+    out: str = setting(REQUIRED, "the ONNX file to write (generator.onnx)", metavar="FILE.onnx")
+    output: Literal["uint8", "float"] = setting(
+        "uint8", "images as uint8 (B, H, W, C), or float (B, C, H, W) in the model's range"
+    )
+    opset: int = setting(18, "ONNX opset version", low=18, high=23)
+
+    def __post_init__(self) -> None:
+        check(self)
+        if Path(self.out).suffix.lower() != ".onnx":
+            raise ConfigError(f"--out {self.out!r}: the file must end in .onnx")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProjectOptions:
+    """``dcgan project``: the z whose image best matches each of your pictures."""
+
+    source: GeneratorSource
+    photos: tuple[str, ...] = setting(
+        REQUIRED, "pictures to project (decoded and fitted as training does)", positional=True, metavar="PHOTO"
+    )
+    out_dir: str = setting(
+        REQUIRED, "folder for NAME.npy (the z), NAME.png (its image) and NAME-compare.png (the picture beside it)"
+    )
+    steps: int = setting(300, "optimisation steps per picture", low=1, high=100_000)
+    starts: int = setting(4, "random starts per picture; the best is kept", low=1, high=64)
+    seed: int = setting(0, "seed of the starts: the same seed gives the same z on CPU", low=0, high=2**32 - 1)
+    features: Literal["discriminator", "none"] = setting(
+        "discriminator", "the distance beside the pixel error: the trained D's features, or none"
+    )
+    lr: float = setting(0.1, "Adam's learning rate on z (decayed over the steps)", above=0, high=10)
+    label: str | None = setting(
+        None, "a class-conditional model's class to project into (a name or index)", flag="--class", metavar="CLASS"
     )
 
     def __post_init__(self) -> None:

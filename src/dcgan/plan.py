@@ -46,8 +46,9 @@ UNTIL_TIME = 10**9  # the step count of a run that --time alone ends
 class DataFacts:
     """What the prepared data tells the plan."""
 
-    images: int  # usable images
+    images: int  # usable images (with --classes: those with a class)
     channels: int  # 1 when every image is gray, else 3
+    class_names: tuple[str, ...] = ()  # with --classes
 
 
 @dataclass(frozen=True)
@@ -108,7 +109,9 @@ class RunPlan:
     sync_bn: bool
     on_nan: OnNan
     progress: bool
-    notes: tuple[str, ...]  # each decision the data or device made, and how to change it
+    class_names: tuple[str, ...] = ()  # a class-conditional run's classes, in index order
+    balance: bool = False
+    notes: tuple[str, ...] = ()  # each decision the data or device made, and how to change it
 
     def __post_init__(self) -> None:
         check(self)
@@ -142,7 +145,7 @@ def resolve(request: TrainConfig, data: DataFacts, machine: Machine) -> RunPlan:
     small = n < SMALL_DATA_IMAGES
     width = SMALL_DATA_WIDTH if small else DEFAULT_WIDTH
     asked = request.model
-    model = model_spec(asked, data.channels, width)
+    model = model_spec(asked, data.channels, width, num_classes=len(data.class_names))
     augment = request.augment or ("diffaugment" if small else "none")
     if small and request.augment is None:
         notes.append(
@@ -227,6 +230,8 @@ def resolve(request: TrainConfig, data: DataFacts, machine: Machine) -> RunPlan:
         sync_bn=request.sync_bn,
         on_nan=request.on_nan,
         progress=request.progress,
+        class_names=data.class_names,
+        balance=request.balance,
         notes=tuple(notes),
     )
 
@@ -302,6 +307,14 @@ def describe(plan: RunPlan, images_per_sec: float | None = None, where: str | No
         + (", mirror" if plan.mirror else ""),
         f"length:    {length}" + (f", at most {format_duration(plan.time_budget)}" if plan.time_budget else ""),
     ]
+    if plan.class_names:
+        lines.insert(
+            3,
+            f"classes:   {len(plan.class_names)} ({', '.join(plan.class_names[:12])}"
+            + (", ..." if len(plan.class_names) > 12 else "")
+            + f"); G by {m.class_input}, D by projection"
+            + ("; drawn equally (--balance)" if plan.balance else ""),
+        )
     if images_per_sec:
         seconds = plan.steps * plan.batch_size / images_per_sec
         if plan.time_budget:

@@ -270,6 +270,8 @@ class LoadedGenerator:
     used_ema: bool
     best_fid: float
     data: DataConfig  # how the run decoded its images: real images for metrics are decoded the same way
+    discriminator: torch.nn.Module | None = None  # with load_generator(..., discriminator=True), in eval mode
+    class_names: tuple[str, ...] = ()  # a class-conditional run's classes, in index order
 
     def describe(self) -> str:
         """'best.safetensors (step 4000, FID 31.2, EMA)' for the message of each command."""
@@ -278,28 +280,45 @@ class LoadedGenerator:
 
 
 def load_generator(
-    path: str | os.PathLike, device: str | torch.device = "cpu", ema: bool = True, which: str = "auto"
+    path: str | os.PathLike,
+    device: str | torch.device = "cpu",
+    ema: bool = True,
+    which: str = "auto",
+    discriminator: bool = False,
 ) -> LoadedGenerator:
-    """Load a trained generator (the EMA copy when there is one) from a run folder or checkpoint file."""
+    """Load a trained generator (the EMA copy when there is one) from a run folder or checkpoint file; with
+    ``discriminator``, its trained D too (projection measures pictures with D's features)."""
     from . import checkpoint as ckpt
     from .config import DataConfig, from_dict
-    from .models import Generator
+    from .models import Discriminator, Generator
     from .schema import ConfigError
 
     file = resolve_checkpoint(path, which)
     record = ckpt.load(file)
     weights, used_ema = record.generator_weights(ema)
-    net = Generator(record.model)
-    try:
-        net.load_state_dict(weights)
-    except (RuntimeError, KeyError, TypeError) as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise CheckpointError(f"{str(file)!r}: the weights do not fit its model ({first})") from None
-    net.to(device).eval()
+
+    def built(net: torch.nn.Module, state: dict) -> torch.nn.Module:
+        try:
+            net.load_state_dict(state)
+        except (RuntimeError, KeyError, TypeError) as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise CheckpointError(f"{str(file)!r}: the weights do not fit its model ({first})") from None
+        return net.to(device).eval()
+
+    net = built(Generator(record.model), weights)
+    critic = built(Discriminator(record.model), record.networks["discriminator"]) if discriminator else None
     try:
         data = from_dict(DataConfig, record.plan.get("data", {}), where=f"{str(file)!r} (data)")
     except ConfigError as e:
         raise CheckpointError(str(e)) from None
     return LoadedGenerator(
-        net=net, model=record.model, path=file, step=record.step, used_ema=used_ema, best_fid=record.best_fid, data=data
+        net=net,  # type: ignore[arg-type]
+        model=record.model,
+        path=file,
+        step=record.step,
+        used_ema=used_ema,
+        best_fid=record.best_fid,
+        data=data,
+        discriminator=critic,
+        class_names=tuple(str(c) for c in record.plan.get("class_names", ())),
     )

@@ -1,4 +1,5 @@
-"""Seeds: the seed-to-z recipe, seed lists ('0-63', '3,17,42') and the arithmetic expressions over them.
+"""Seeds: the seed-to-z recipe, seed lists ('0-63', '3,17,42', with z files among them) and the arithmetic
+expressions over them.
 
 A seed fixes a z vector: numpy's legacy ``RandomState(seed).standard_normal(latent_dim)`` as float32,
 a stream numpy guarantees never to change, so seed 41 means the same z on every machine, in every
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
+from typing import NamedTuple
 
 import numpy as np
 
@@ -18,6 +20,19 @@ from .config import MAX_SEED
 
 MAX_SEEDS = 100_000  # seeds one command or one expression may name
 EXAMPLE_EXPRESSION = "[12,40,77] - [5,9,31] + [21,33,60]"
+Z_SUFFIX = ".npy"  # a z file (from `dcgan project` or `arithmetic --save-z`) wherever a seed may stand
+
+
+class Labelled(NamedTuple):
+    """A term of a class-conditional model's expression: its class (a name or an index) and what it averages."""
+
+    label: str
+    source: list[int] | str
+
+
+# A term of an expression: its sign, and the seeds it averages or the z file whose rows it averages (either
+# with a class, for a class-conditional model: 'ramen:[1,2,3]').
+Term = tuple[int, "list[int] | str | Labelled"]
 
 
 def z_rows(seeds: Iterable[int], latent_dim: int) -> np.ndarray:
@@ -64,6 +79,17 @@ def parse_seeds(text: str, limit: int = MAX_SEEDS) -> list[int]:
             raise ValueError(f"seeds {text!r}: {len(seeds) + b - a + 1:,} seeds; at most {limit:,} at once")
         seeds.extend(range(a, b + 1))
     return seeds
+
+
+def parse_stops(text: str, limit: int = MAX_SEEDS) -> list[int | str]:
+    """'3,proj/ramen.npy,17-18' -> [3, 'proj/ramen.npy', 17, 18]: seeds, ranges and z files, in order."""
+    stops: list[int | str] = []
+    for part in (p.strip() for p in text.split(",")):
+        if part.lower().endswith(Z_SUFFIX):
+            stops.append(part)
+        else:
+            stops.extend(parse_seeds(part, limit=limit - len(stops)))
+    return stops
 
 
 # --- arithmetic expressions ------------------------------------------------------------------------------
@@ -115,13 +141,19 @@ def _parse_bracket(text: str, start: int, budget: int) -> tuple[list[int], int]:
     return seeds, close + 1
 
 
-def parse_expression(text: str, limit: int = MAX_SEEDS) -> list[tuple[int, list[int]]]:
+_Z_FILE = re.compile(r"[^\s\[\]]*?\.npy(?=$|\s|[+-])", re.IGNORECASE)
+_LABEL = re.compile(r"(\d+|[^\W\d][^\s\[\]:+]*):")
+
+
+def parse_expression(text: str, limit: int = MAX_SEEDS) -> list[Term]:
     """'[12,40,77] - [5,9,31] + 7' -> [(1, [12, 40, 77]), (-1, [5, 9, 31]), (1, [7])].
 
-    A term is a bracket of seeds and ranges (each stands for the mean z of those seeds) or one bare seed;
-    all terms together name at most ``limit`` seeds.
+    A term is a bracket of seeds and ranges (each stands for the mean z of those seeds), one bare seed, or
+    a z file (``proj/ramen.npy``: the mean of its rows), which gives (sign, path); any of them may carry a
+    class, ``ramen:[1,2]``, which gives (sign, Labelled("ramen", [1, 2])). All terms together name at most
+    ``limit`` seeds.
     """
-    terms: list[tuple[int, list[int]]] = []
+    terms: list[Term] = []
     used = 0
     i, n = 0, len(text)
     sign, operator_at = 1, None  # the sign of the next term, and where its operator stood
@@ -140,6 +172,17 @@ def parse_expression(text: str, limit: int = MAX_SEEDS) -> list[tuple[int, list[
             if ch in "+-" and not terms and operator_at is None:
                 sign, operator_at, i = (1 if ch == "+" else -1), i, i + 1
                 continue
+            label = _LABEL.match(text, i)
+            if label:
+                i = label.end()
+                if i == n or text[i].isspace():
+                    raise ExpressionError(text, i, f"the class {label.group(1)!r} needs a term after its ':'")
+                ch = text[i]
+            z_file = _Z_FILE.match(text, i)
+            if z_file:
+                terms.append((sign, Labelled(label.group(1), z_file.group(0)) if label else z_file.group(0)))
+                i, operator_at = z_file.end(), None
+                continue
             if ch == "[":
                 seeds, i = _parse_bracket(text, i, limit - used)
             elif ch.isdigit():
@@ -152,9 +195,9 @@ def parse_expression(text: str, limit: int = MAX_SEEDS) -> list[tuple[int, list[
                     raise ExpressionError(text, i, str(e).split(": ", 1)[-1]) from None
                 i = j
             else:
-                raise ExpressionError(text, i, "expected a term here: [seeds] or a seed number")
+                raise ExpressionError(text, i, "expected a term here: [seeds], a seed number or a .npy z file")
             used += len(seeds)
-            terms.append((sign, seeds))
+            terms.append((sign, Labelled(label.group(1), seeds) if label else seeds))
             operator_at = None
         elif ch in "+-":
             sign, operator_at, i = (1 if ch == "+" else -1), i, i + 1
@@ -164,7 +207,11 @@ def parse_expression(text: str, limit: int = MAX_SEEDS) -> list[tuple[int, list[
             raise ExpressionError(text, i, f"unexpected {ch!r}; expected '+' or '-'")
 
 
-def format_term(sign: int, seeds: Sequence[int], shown: int = 12) -> str:
+def format_term(sign: int, seeds: Sequence[int] | str | Labelled, shown: int = 12) -> str:
     """(-1, [5, 9]) -> '- [5,9]', the way the term could have been written (long lists shortened)."""
+    if isinstance(seeds, Labelled):
+        return ("+ " if sign > 0 else "- ") + seeds.label + ":" + format_term(1, seeds.source, shown)[2:]
+    if isinstance(seeds, str):
+        return ("+ " if sign > 0 else "- ") + seeds
     items = [str(s) for s in seeds[:shown]] + ([f"... {len(seeds) - shown} more"] if len(seeds) > shown else [])
     return ("+ " if sign > 0 else "- ") + "[" + ",".join(items) + "]"

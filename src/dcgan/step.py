@@ -54,6 +54,11 @@ class StepOptions:
     cast_cache: bool = True  # autocast's cache of low-precision weights; off inside a CUDA graph capture
 
 
+def _call(net: nn.Module, x: torch.Tensor, classes: torch.Tensor | None) -> torch.Tensor:
+    """A network on x, with the classes when the run is class-conditional."""
+    return net(x) if classes is None else net(x, classes)
+
+
 def _autocast(device: torch.device, options: StepOptions) -> contextlib.AbstractContextManager:
     if not options.amp:
         return contextlib.nullcontext()
@@ -67,14 +72,17 @@ def discriminator_step(
     options: StepOptions,
     augment: Augment | None = None,
     r1: bool = False,
+    real_classes: torch.Tensor | None = None,
+    fake_classes: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """One D update on a real batch (model range, (B, C, H, W)) and fresh fakes from z (B, latent_dim).
 
-    With ``r1`` the R1 penalty (squared gradient norm of D on the real images) is added.
+    With ``r1`` the R1 penalty (squared gradient norm of D on the real images) is added. A class-conditional
+    run gives the real images' classes and the classes asked of G.
     """
     with torch.no_grad(), _autocast(real.device, options):
-        fake = state.generator(z)
-    return _update_discriminator(state, real, fake, options, augment, r1)
+        fake = _call(state.generator, z, fake_classes)
+    return _update_discriminator(state, real, fake, options, augment, r1, real_classes, fake_classes)
 
 
 def generator_step(
@@ -83,11 +91,12 @@ def generator_step(
     options: StepOptions,
     ema_beta: float | torch.Tensor = 0.0,
     augment: Augment | None = None,
+    fake_classes: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """One G update from z (B, latent_dim); then the EMA generator follows (if any)."""
     with _autocast(z.device, options):
-        fake = state.generator(z)
-    return _update_generator(state, fake, options, ema_beta, augment)
+        fake = _call(state.generator, z, fake_classes)
+    return _update_generator(state, fake, options, ema_beta, augment, fake_classes)
 
 
 def train_step(
@@ -98,18 +107,27 @@ def train_step(
     ema_beta: float | torch.Tensor = 0.0,
     augment: Augment | None = None,
     r1: bool = False,
+    real_classes: torch.Tensor | None = None,
+    fake_classes: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     """A D update then a G update on the same fakes G(z): one generator forward per step, as Goodfellow et
     al.'s algorithm and the PyTorch example do (G's update sees the freshly updated D)."""
     with _autocast(z.device, options):
-        fake = state.generator(z)
-    metrics = _update_discriminator(state, real, fake.detach(), options, augment, r1)
-    metrics.update(_update_generator(state, fake, options, ema_beta, augment))
+        fake = _call(state.generator, z, fake_classes)
+    metrics = _update_discriminator(state, real, fake.detach(), options, augment, r1, real_classes, fake_classes)
+    metrics.update(_update_generator(state, fake, options, ema_beta, augment, fake_classes))
     return metrics
 
 
 def _update_discriminator(
-    state: GanState, real: torch.Tensor, fake: torch.Tensor, options: StepOptions, augment: Augment | None, r1: bool
+    state: GanState,
+    real: torch.Tensor,
+    fake: torch.Tensor,
+    options: StepOptions,
+    augment: Augment | None,
+    r1: bool,
+    real_classes: torch.Tensor | None = None,
+    fake_classes: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     d_loss_fn, _ = get_losses(options.loss)
     aug = augment or (lambda x: x)
@@ -118,8 +136,8 @@ def _update_discriminator(
     if use_r1:
         real_in = real_in.detach().requires_grad_(True)
     with _autocast(real.device, options):
-        real_logits = state.discriminator(real_in).float()
-        fake_logits = state.discriminator(aug(fake)).float()
+        real_logits = _call(state.discriminator, real_in, real_classes).float()
+        fake_logits = _call(state.discriminator, aug(fake), fake_classes).float()
         loss = d_loss_fn(real_logits, fake_logits)
     metrics = {
         "d_loss": loss.detach(),
@@ -145,7 +163,12 @@ def _update_discriminator(
 
 
 def _update_generator(
-    state: GanState, fake: torch.Tensor, options: StepOptions, ema_beta: float | torch.Tensor, augment: Augment | None
+    state: GanState,
+    fake: torch.Tensor,
+    options: StepOptions,
+    ema_beta: float | torch.Tensor,
+    augment: Augment | None,
+    fake_classes: torch.Tensor | None = None,
 ) -> dict[str, torch.Tensor]:
     _, g_loss_fn = get_losses(options.loss)
     aug = augment or (lambda x: x)
@@ -155,7 +178,8 @@ def _update_generator(
     try:
         with _autocast(fake.device, options):
             # D's forward outside any DDP wrapper: D gets no update here, so nothing of it must sync.
-            fake_logits = getattr(state.discriminator, "module", state.discriminator)(aug(fake)).float()
+            critic = getattr(state.discriminator, "module", state.discriminator)
+            fake_logits = _call(critic, aug(fake), fake_classes).float()
             loss = g_loss_fn(fake_logits)
         state.opt_g.zero_grad(set_to_none=True)
         loss.backward()

@@ -43,21 +43,24 @@ class RealBatches:
         channels_last: bool,
         mirror: bool,
         generator: torch.Generator,
+        labels: np.ndarray | None = None,
     ) -> None:
         self.images, self.sampler, self.dist = images, sampler, dist
         self.output, self.channels_last, self.mirror, self.generator = output, channels_last, mirror, generator
         self.feed = BatchFeed(images, device)
+        self.device = device
+        self.labels = labels  # (N,) class of each image, for a class-conditional run
 
-    def next(self) -> torch.Tensor:
-        """(B / ranks, C, H, W): this rank's part of the next batch."""
+    def next(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(B / ranks, C, H, W): this rank's part of the next batch, and its classes (None: unconditional)."""
         idx = self.sampler.next()
+        mine = idx[shard(self.dist, len(idx))]
         # The batch after this one, for a feed that fetches ahead (a GPU fed from a host memory map).
         upcoming = self.sampler.peek() if self.feed.prefetch else None
-        batch = self.feed.get(
-            idx[shard(self.dist, len(idx))], None if upcoming is None else upcoming[shard(self.dist, len(upcoming))]
-        )
+        batch = self.feed.get(mine, None if upcoming is None else upcoming[shard(self.dist, len(upcoming))])
         real = to_model_range(batch, self.output, self.channels_last)
-        return random_flip(real, self.generator) if self.mirror else real
+        classes = None if self.labels is None else torch.from_numpy(self.labels[mine]).to(self.device)
+        return (random_flip(real, self.generator) if self.mirror else real), classes
 
     def skip(self) -> None:
         """Move past one batch without reading it."""
@@ -70,12 +73,30 @@ class RealBatches:
 class Latents:
     """z for each step from the run's own generator: every rank draws the global batch and keeps its slice."""
 
-    def __init__(self, generator: torch.Generator, latent_dim: int, device: torch.device, dist: DistContext) -> None:
+    def __init__(
+        self,
+        generator: torch.Generator,
+        latent_dim: int,
+        device: torch.device,
+        dist: DistContext,
+        class_probabilities: np.ndarray | None = None,
+    ) -> None:
         self.generator, self.latent_dim, self.device, self.dist = generator, latent_dim, device, dist
+        # The classes asked of G follow the classes D sees among the real images (their shares in the folder,
+        # or equal shares with --balance), so D cannot tell fakes by their classes alone.
+        self.class_probabilities = (
+            None
+            if class_probabilities is None
+            else torch.as_tensor(class_probabilities, dtype=torch.float32, device=device)
+        )
 
-    def draw(self, n: int) -> torch.Tensor:
+    def draw(self, n: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """z for a global batch of n, this rank's slice; and the classes asked of G (None: unconditional)."""
         z = torch.randn(n, self.latent_dim, generator=self.generator, device=self.device)
-        return z[shard(self.dist, n)]
+        if self.class_probabilities is None:
+            return z[shard(self.dist, n)], None
+        picked = torch.multinomial(self.class_probabilities, n, replacement=True, generator=self.generator)
+        return z[shard(self.dist, n)], picked[shard(self.dist, n)]
 
 
 class Stepper(Protocol):
@@ -99,14 +120,18 @@ class EagerStep:
         )
 
     def __call__(self, ema_beta: float, r1: bool, augment: Augmenter | None) -> dict[str, torch.Tensor]:
+        real, real_classes = self.batches.next()
+        z, fake_classes = self.latents.draw(self.batch_size)
         return train_step(
             self.state,
-            self.batches.next(),
-            self.latents.draw(self.batch_size),
+            real,
+            z,
             self.options,
             ema_beta,
             augment=augment,
             r1=r1,
+            real_classes=real_classes,
+            fake_classes=fake_classes,
         )
 
 
@@ -115,12 +140,22 @@ class AlternateStep(EagerStep):
     only its size."""
 
     def __call__(self, ema_beta: float, r1: bool, augment: Augmenter | None) -> dict[str, torch.Tensor]:
+        real, real_classes = self.batches.next()
+        z, fake_classes = self.latents.draw(self.batch_size)
         metrics = discriminator_step(
-            self.state, self.batches.next(), self.latents.draw(self.batch_size), self.options, augment=augment, r1=r1
+            self.state,
+            real,
+            z,
+            self.options,
+            augment=augment,
+            r1=r1,
+            real_classes=real_classes,
+            fake_classes=fake_classes,
         )
         self.batches.skip()
+        z, fake_classes = self.latents.draw(self.batch_size)
         metrics.update(
-            generator_step(self.state, self.latents.draw(self.batch_size), self.options, ema_beta, augment=augment)
+            generator_step(self.state, z, self.options, ema_beta, augment=augment, fake_classes=fake_classes)
         )
         return metrics
 

@@ -15,7 +15,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ from .errors import UserError
 from .files import write_json
 from .graphs import StepGraph, graphs_usable
 from .images import make_grid, save_image
+from .labels import balanced_weights
 from .monitor import Monitor, diversity
 from .plan import UNTIL_TIME, DataFacts, RunPlan, continue_plan, describe, format_duration, resolve, too_short
 from .progress import RunClock, progress_bar
@@ -112,6 +113,7 @@ def prepare_run(
         channels=request.model.channels,
         progress=request.progress and dist.is_main,
         exclude=(run_dir,),
+        classes=request.classes,
     )
     if dist.local_rank == 0:
         barrier(dist)
@@ -120,9 +122,18 @@ def prepare_run(
         hint = busy_cores_hint(others.cores(), os.cpu_count() or 1, torch.get_num_threads())
         if hint:
             say(hint)
-    plan = resolve(
-        request, DataFacts(images=data.report["used"], channels=data.report["channels"]), machine(device, dist.world)
-    )
+    if data.labels is not None and (data.labels < 0).any():
+        unlabelled = int((data.labels < 0).sum())
+        say(f"note: {unlabelled} picture(s) belong to no class and are left out (listed in data_report.json)")
+        keep = data.labels >= 0
+        data = replace(
+            data,
+            images=np.asarray(data.images[keep]),
+            labels=data.labels[keep],
+            files=[f for f, k in zip(data.files, keep) if k],
+        )
+    facts = DataFacts(images=len(data.images), channels=data.report["channels"], class_names=data.class_names)
+    plan = resolve(request, facts, machine(device, dist.world))
     return data, plan if continuing is None else continue_plan(plan, continuing)
 
 
@@ -198,14 +209,15 @@ class Trainer:
         self.batches = RealBatches(
             self.images,
             self.device,
-            EpochSampler(plan.images, plan.batch_size, plan.seed),
+            self._sampler(),
             self.dist,
             plan.model.output,
             plan.channels_last,
             plan.mirror,
             self.aug_gen,
+            labels=self.data.labels,
         )
-        latents = Latents(self.z_gen, plan.model.latent_dim, self.device, self.dist)
+        latents = Latents(self.z_gen, plan.model.latent_dim, self.device, self.dist, self._class_probabilities())
         self.stepper: Stepper
         if use_graphs:
             self.stepper = GraphStep(
@@ -215,7 +227,12 @@ class Trainer:
             self.stepper = AlternateStep(self.state, self.options, self.batches, latents, plan.batch_size)
         else:
             self.stepper = EagerStep(self.state, self.options, self.batches, latents, plan.batch_size)
-        self.fixed_z = z_from_seeds(range(plan.grid_size), plan.model.latent_dim)
+        # The progress grid: the same z every time; a class-conditional run shows one row per class.
+        columns = max(1, plan.grid_size // plan.model.num_classes) if plan.model.num_classes else plan.grid_size
+        rows = min(plan.model.num_classes, plan.grid_size) if plan.model.num_classes else 1
+        self.fixed_z = z_from_seeds(list(range(columns)) * rows, plan.model.latent_dim)
+        self.fixed_classes = torch.arange(rows).repeat_interleave(columns) if plan.model.num_classes else None
+        self.grid_columns = columns if plan.model.num_classes else None
         self.step = 0
         self.best_fid = math.inf
         self.evals_since_best = 0
@@ -227,11 +244,12 @@ class Trainer:
             self._restore(resume_from, allow_data_change)  # refuses before anything in the run folder is rewritten
         elif self.log is not None:
             self.log.truncate_after(0)
-        sample = self.data.images[np.random.default_rng(0).permutation(plan.images)[:256]]
-        self.monitor = Monitor(plan.loss, plan.steps, diversity(np.asarray(sample)))
+        # How varied real images are, the scale against which a collapsed G's grid is judged.
+        sample = self.data.images[np.sort(np.random.default_rng(0).permutation(plan.images)[:256])]
+        self.monitor = Monitor(plan.loss, plan.steps if plan.steps < UNTIL_TIME else 0, diversity(np.asarray(sample)))
         self.clock = RunClock(plan.time_budget, self.started)
         # Seconds the end of a run takes (its last checkpoint and grid): guessed, then measured as they are written.
-        self._costs = {"checkpoint": 0.5, "samples": 0.3}
+        self._costs = {"checkpoint": 0.2, "samples": 0.1}
         self.last_grid = -1  # the step of the newest progress grid
         self.actions = [
             Periodic(plan.log_every, self._log_row),
@@ -253,8 +271,28 @@ class Trainer:
                 return torch.from_numpy(np.ascontiguousarray(images)).to(self.device)
         return images
 
+    def _class_probabilities(self) -> np.ndarray | None:
+        """How often each class comes up among the real images D sees (None: unconditional)."""
+        labels = self.data.labels
+        if labels is None:
+            return None
+        if self.plan.balance:
+            return np.full(len(self.plan.class_names), 1.0 / len(self.plan.class_names))
+        counts = np.bincount(labels, minlength=len(self.plan.class_names)).astype(np.float64)
+        return counts / counts.sum()
+
+    def _sampler(self, epoch: int = 0, batch: int = 0) -> EpochSampler:
+        weights = balanced_weights(self.data.labels) if self.plan.balance and self.data.labels is not None else None
+        return EpochSampler(self.plan.images, self.plan.batch_size, self.plan.seed, epoch, batch, weights)
+
     def _restore(self, path: Path, allow_data_change: bool = True) -> None:
         record = ckpt.load(path)
+        saved_classes = tuple(record.plan.get("class_names", ()))
+        if saved_classes != self.plan.class_names:
+            raise TrainingError(
+                f"cannot resume: the classes changed since the checkpoint was written (saved: "
+                f"{', '.join(saved_classes) or 'none'}; now: {', '.join(self.plan.class_names) or 'none'})"
+            )
         if record.model != self.plan.model:
             saved, now = record.model.__dict__, self.plan.model.__dict__
             diff = ", ".join(f"{k}: saved {saved[k]!r}, now {now[k]!r}" for k in now if saved[k] != now[k])
@@ -272,13 +310,7 @@ class Trainer:
         self.augmenter.p = record.augment_p
         self.best_fid, self.evals_since_best = record.best_fid, record.evals_since_best
         self.step = record.step
-        self.batches.sampler = EpochSampler(
-            self.plan.images,
-            self.plan.batch_size,
-            self.plan.seed,
-            epoch=record.sampler["epoch"],
-            batch=record.sampler["batch"],
-        )
+        self.batches.sampler = self._sampler(record.sampler["epoch"], record.sampler["batch"])
         if self.log is not None:
             self.log.truncate_after(self.step)
         self.say(f"resumed from {path.name} (step {self.step:,}, epoch {record.sampler['epoch']:,})")
@@ -340,9 +372,10 @@ class Trainer:
             return path
         self.last_grid = self.step
         started = time.monotonic()
-        pixels = generate(self.sampling_generator(), self.fixed_z, self.plan.model.output)
+        pixels = generate(self.sampling_generator(), self.fixed_z, self.plan.model.output, self.fixed_classes)
         # Small images are shown enlarged (nearest neighbour) so a grid is readable at a glance.
-        save_image(make_grid(pixels, scale=max(1, 64 // self.plan.model.image_size)), path, "samples")
+        grid = make_grid(pixels, self.grid_columns, scale=max(1, 64 // self.plan.model.image_size))
+        save_image(grid, path, "samples")
         self._costs["samples"] = time.monotonic() - started
         warning = self.monitor.on_grid(self.step, pixels)
         if warning:
@@ -359,7 +392,7 @@ class Trainer:
             self._scorer = metrics.TrainingScorer(
                 plan.inception, self.device, self.data.images[: plan.eval_n], plan.eval_n
             )
-        row = self._scorer(self.sampling_generator(), plan.model.latent_dim, plan.model.output)
+        row = self._scorer(self.sampling_generator(), plan.model.latent_dim, plan.model.output, plan.model.num_classes)
         if row["fid"] < self.best_fid:
             self.best_fid, self.evals_since_best = row["fid"], 0
             ckpt.save(self.folder.best, self._record())
@@ -624,12 +657,14 @@ def dry_run(
     folder = RunFolder(Path(run_dir))
     continuing = folder.saved_plan() if resume and folder.config.exists() else None
     data, plan = prepare_run(data_dir, folder.path, config, dist, device, speak, continuing)
-    rate = measure_speed(plan, data.images, device)
+    rate = measure_speed(plan, data.images, device, data.labels)
     n = torch.get_num_threads() if device.type == "cpu" else 0
     return describe(plan, rate, where=f"cpu with {n} thread(s)" if n else str(device))
 
 
-def measure_speed(plan: RunPlan, images: np.ndarray, device: torch.device, steps: int = 5) -> float:
+def measure_speed(
+    plan: RunPlan, images: np.ndarray, device: torch.device, labels: np.ndarray | None = None, steps: int = 5
+) -> float:
     """Images per second of this plan's step on this device, over ``steps`` steps after two to warm up,
     on a throwaway copy of the networks."""
     dist = DistContext()
@@ -646,9 +681,12 @@ def measure_speed(plan: RunPlan, images: np.ndarray, device: torch.device, steps
             plan.channels_last,
             plan.mirror,
             generator,
+            labels,
         )
         cls = AlternateStep if plan.alternate else EagerStep
-        stepper = cls(state, options, batches, Latents(generator, plan.model.latent_dim, device, dist), plan.batch_size)
+        probabilities = None if labels is None else np.bincount(labels) / len(labels)
+        latents = Latents(generator, plan.model.latent_dim, device, dist, probabilities)
+        stepper = cls(state, options, batches, latents, plan.batch_size)
         augment = Augmenter(parse_policy(plan.augment_policy), 1.0, generator) if plan.augment != "none" else None
         for _ in range(2):
             stepper(0.999, False, augment)
