@@ -8,6 +8,7 @@ saved config.json). What the run will actually do, once the data and the device 
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -84,6 +85,16 @@ def parse_colour(text: str) -> tuple[int, int, int]:
     except ValueError:
         raise ValueError(f"unknown colour {text!r} (use a name like 'white', '#rrggbb' or 'r,g,b')") from None
     return rgb[0], rgb[1], rgb[2]
+
+
+def start_size(image_size: int) -> int:
+    """Spatial size of G's first feature map (and of D's last)."""
+    return 7 if image_size == 28 else 4
+
+
+def num_stages(image_size: int) -> int:
+    """How many times G doubles the spatial size (and D halves it)."""
+    return int(round(math.log2(image_size // start_size(image_size))))
 
 
 def _check_widths(widths: tuple[int | None, ...], mult: int) -> None:
@@ -289,6 +300,15 @@ class TrainConfig:
         metavar="folders|LABELS.csv",
     )
     balance: bool = setting(False, "with --classes: draw every class equally often, however lopsided the folder")
+    init_from: str | None = setting(
+        None,
+        "start from another run's G, D and EMA weights (a run folder: its best, else newest checkpoint; or a "
+        "checkpoint file), with fresh optimisers at step 0",
+        metavar="RUN_OR_CHECKPOINT",
+    )
+    freeze_d: int = setting(
+        0, "keep the weights of D's first N blocks (FreezeD, Mo et al. 2020; with --init-from)", low=0, high=16
+    )
     r1_gamma: float = setting(
         0.0, "R1 gradient penalty weight on real images (Mescheder et al. 2018); 0 = off", low=0, high=1e6
     )
@@ -328,6 +348,8 @@ class TrainConfig:
             raise ConfigError(f"give one run length, not {' and '.join('--' + n for n in given)}")
         if self.patience is not None and self.eval_every is None:
             raise ConfigError("--patience counts evaluations: add --eval-every N")
+        if self.freeze_d and self.init_from is None:
+            raise ConfigError("--freeze-d keeps pretrained layers: add --init-from RUN")
         if self.balance and self.classes is None:
             raise ConfigError("--balance draws classes equally: add --classes folders (or a labels file)")
 

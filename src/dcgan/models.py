@@ -12,22 +12,10 @@ doubles until it reaches the image size; D mirrors it.
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import nn
 
-from .config import ModelSpec
-
-
-def start_size(image_size: int) -> int:
-    """Spatial size of G's first feature map (and of D's last)."""
-    return 7 if image_size == 28 else 4
-
-
-def num_stages(image_size: int) -> int:
-    """How many times G doubles the spatial size (and D halves it)."""
-    return int(round(math.log2(image_size // start_size(image_size))))
+from .config import ModelSpec, num_stages, start_size
 
 
 def _widths(width: int, max_mult: int, stages: int) -> list[int]:

@@ -23,9 +23,10 @@ from .config import (
     TrainConfig,
     from_dict,
     model_spec,
+    num_stages,
     to_dict,
 )
-from .schema import check, with_overrides
+from .schema import ConfigError, check, with_overrides
 
 # Below this many images a plain DCGAN's D memorises the data: augmentation goes on and the networks get
 # narrower unless the user says otherwise (BENCHMARKS.md, "Small folders").
@@ -111,6 +112,8 @@ class RunPlan:
     progress: bool
     class_names: tuple[str, ...] = ()  # a class-conditional run's classes, in index order
     balance: bool = False
+    init_from: str = ""  # the checkpoint this run started from ("": random weights)
+    freeze_d: int = 0  # D's first blocks kept as they were (FreezeD)
     notes: tuple[str, ...] = ()  # each decision the data or device made, and how to change it
 
     def __post_init__(self) -> None:
@@ -156,6 +159,12 @@ def resolve(request: TrainConfig, data: DataFacts, machine: Machine) -> RunPlan:
     if small and asked.g_width is None:
         notes.append(f"small folder: networks of width {width} (--g-width/--d-width to change)")
 
+    blocks = num_stages(model.image_size)
+    if request.freeze_d > blocks:
+        raise ConfigError(
+            f"--freeze-d {request.freeze_d}: D has {blocks} blocks at {model.image_size}x"
+            f"{model.image_size}; freeze at most {blocks - 1} to leave some to train"
+        )
     # With alternate updates a G step follows every second batch (the tutorial's schedule).
     batches = max(1, n // batch)
     per_epoch = max(1, batches // 2) if request.alternate else batches
@@ -232,6 +241,8 @@ def resolve(request: TrainConfig, data: DataFacts, machine: Machine) -> RunPlan:
         progress=request.progress,
         class_names=data.class_names,
         balance=request.balance,
+        init_from=request.init_from or "",
+        freeze_d=request.freeze_d,
         notes=tuple(notes),
     )
 
@@ -244,6 +255,7 @@ KEPT_ON_RESUME = (
     (("augment",), ("augment",)),
     ((*LENGTH_FIELDS, "time_budget", "batch_size"), ("steps",)),
     (("sample_every", "batch_size", *LENGTH_FIELDS), ("sample_every",)),
+    (("init_from",), ("init_from",)),
 )
 
 

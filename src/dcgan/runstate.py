@@ -36,6 +36,7 @@ def build_state(plan: RunPlan, device: torch.device, dist: DistContext, capturab
         generator: nn.Module
         discriminator: nn.Module
         generator, discriminator = build_models(plan.model)
+    freeze_blocks(discriminator, plan.freeze_d)
     if dist.enabled and plan.sync_bn:
         generator, discriminator = sync_batchnorm(generator), sync_batchnorm(discriminator)
     ema = copy.deepcopy(generator).eval().requires_grad_(False) if plan.ema else None
@@ -56,6 +57,31 @@ def build_state(plan: RunPlan, device: torch.device, dist: DistContext, capturab
         opt_g=torch.optim.Adam(generator.parameters(), lr=plan.lr_g, betas=betas, capturable=capturable),
         opt_d=torch.optim.Adam(discriminator.parameters(), lr=plan.lr_d, betas=betas, capturable=capturable),
     )
+
+
+def freeze_blocks(discriminator: nn.Module, blocks: int) -> None:
+    """FreezeD (Mo et al. 2020): the weights of D's first ``blocks`` convolution blocks stop training (batch-norm
+    statistics still follow the data)."""
+    if blocks <= 0:
+        return
+    features = discriminator.features
+    assert isinstance(features, nn.Sequential)
+    seen = 0
+    for layer in features:
+        if isinstance(layer, nn.Conv2d):
+            seen += 1
+        if seen > blocks:
+            break
+        for p in layer.parameters():
+            p.requires_grad_(False)
+
+
+def load_weights(state: GanState, saved: dict[str, Any]) -> None:
+    """G, D and the EMA copy from another run's checkpoint networks (``--init-from``); the optimisers stay fresh."""
+    unwrap(state.generator).load_state_dict(saved["generator"])
+    unwrap(state.discriminator).load_state_dict(saved["discriminator"])
+    if state.ema is not None:
+        state.ema.load_state_dict(saved["ema"] if saved.get("ema") is not None else saved["generator"])
 
 
 def pack(state: GanState) -> dict[str, Any]:

@@ -173,7 +173,9 @@ def _update_generator(
     _, g_loss_fn = get_losses(options.loss)
     aug = augment or (lambda x: x)
     # D's parameters get no gradient here, but D still runs in train mode (batch statistics), as in D's step.
-    for p in state.discriminator.parameters():
+    # Only the trainable ones are switched off and back on: layers frozen by --freeze-d stay frozen.
+    trainable = [p for p in state.discriminator.parameters() if p.requires_grad]
+    for p in trainable:
         p.requires_grad_(False)
     try:
         with _autocast(fake.device, options):
@@ -185,7 +187,7 @@ def _update_generator(
         loss.backward()
         state.opt_g.step()
     finally:
-        for p in state.discriminator.parameters():
+        for p in trainable:
             p.requires_grad_(True)
     if state.ema is not None:
         update_ema(state.ema, state.generator, ema_beta)

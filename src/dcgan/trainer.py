@@ -25,7 +25,7 @@ import torch
 from . import __version__
 from . import checkpoint as ckpt
 from .augment import Augmenter, adjust_p, parse_policy
-from .config import TrainConfig
+from .config import ModelSpec, TrainConfig
 from .dataset import EpochSampler, PreparedData, prepare_dataset, summary_line
 from .devices import OthersBusy, busy_cores_hint, cpu_threads, machine, resolve_device
 from .distributed import DistContext, all_mean, barrier, shutdown
@@ -41,7 +41,7 @@ from .progress import RunClock, progress_bar
 from .rngstate import capture, restore
 from .runlog import MetricWindow, RunLog, plot_losses
 from .runs import RunFolder, RunLock, prune
-from .runstate import build_state, pack, unpack, unwrap
+from .runstate import build_state, load_weights, pack, unpack, unwrap
 from .sampling import generate, z_from_seeds
 from .step import StepOptions, ema_beta_at
 from .steppers import AlternateStep, EagerStep, GraphStep, Latents, RealBatches, Stepper
@@ -135,6 +135,46 @@ def prepare_run(
     facts = DataFacts(images=len(data.images), channels=data.report["channels"], class_names=data.class_names)
     plan = resolve(request, facts, machine(device, dist.world))
     return data, plan if continuing is None else continue_plan(plan, continuing)
+
+
+FLAGS = {
+    "image_size": "--image-size",
+    "channels": "--channels",
+    "latent_dim": "--latent-dim",
+    "g_width": "--g-width",
+    "d_width": "--d-width",
+    "max_width_mult": "--max-width-mult",
+    "d_head": "--d-head",
+    "output": "--output",
+    "spectral_norm": "--spectral-norm",
+    "class_input": "--class-input",
+}
+
+
+def model_differences(source: ModelSpec, target: ModelSpec) -> str:
+    """What differs between a source run's networks and this run's, and the flags that make them match; ''."""
+    if source.num_classes != target.num_classes:
+        if not source.num_classes or not target.num_classes:
+            kind = "class-conditional" if source.num_classes else "unconditional"
+            return (
+                f"the source model is {kind} and this run is not; a class-conditional model starts only a "
+                "class-conditional run with as many classes (--classes), an unconditional one an unconditional run"
+            )
+        return (
+            f"the source model has {source.num_classes} classes and this run {target.num_classes}; classes are "
+            "matched by position, so their number must agree"
+        )
+    differ = [name for name in FLAGS if getattr(source, name) != getattr(target, name)]
+    if not differ:
+        return ""
+    said = ", ".join(f"{name} {getattr(source, name)!r} there, {getattr(target, name)!r} here" for name in differ)
+    fix = " ".join(
+        (FLAGS[name] if getattr(source, name) is True else f"--no-{FLAGS[name][2:]}")
+        if isinstance(getattr(source, name), bool)
+        else f"{FLAGS[name]} {getattr(source, name)}"
+        for name in differ
+    )
+    return f"the networks differ ({said}); to match the source, pass {fix}"
 
 
 class Trainer:
@@ -242,8 +282,11 @@ class Trainer:
         self.log = RunLog(self.folder.metrics, self.folder.tensorboard) if self.dist.is_main else None
         if resume_from is not None:
             self._restore(resume_from, allow_data_change)  # refuses before anything in the run folder is rewritten
-        elif self.log is not None:
-            self.log.truncate_after(0)
+        else:
+            if plan.init_from:
+                self._start_from(plan.init_from)
+            if self.log is not None:
+                self.log.truncate_after(0)
         # How varied real images are, the scale against which a collapsed G's grid is judged.
         sample = self.data.images[np.sort(np.random.default_rng(0).permutation(plan.images)[:256])]
         self.monitor = Monitor(plan.loss, plan.steps if plan.steps < UNTIL_TIME else 0, diversity(np.asarray(sample)))
@@ -260,7 +303,7 @@ class Trainer:
         self.window = MetricWindow()
         if self.dist.is_main:
             write_json(self.folder.report, self.data.report)
-            self.folder.save_plan(plan)
+            self.folder.save_plan(self.plan)
 
     def _images_on_device(self) -> np.ndarray | torch.Tensor:
         """The uint8 dataset: on a GPU when it fits in a quarter of free memory, else the memory map."""
@@ -284,6 +327,22 @@ class Trainer:
     def _sampler(self, epoch: int = 0, batch: int = 0) -> EpochSampler:
         weights = balanced_weights(self.data.labels) if self.plan.balance and self.data.labels is not None else None
         return EpochSampler(self.plan.images, self.plan.batch_size, self.plan.seed, epoch, batch, weights)
+
+    def _start_from(self, source: str) -> None:
+        """--init-from: another run's weights, checked against this run's networks; recorded in the plan."""
+        from .runs import resolve_checkpoint
+
+        file = resolve_checkpoint(source)
+        record = ckpt.load(file)
+        mismatch = model_differences(record.model, self.plan.model)
+        if mismatch:
+            raise TrainingError(f"--init-from {source}: {mismatch}")
+        load_weights(self.state, record.networks)
+        self.plan = replace(self.plan, init_from=f"{file} (step {record.step})")
+        self.say(
+            f"starting from {file} (step {record.step:,}): G, D and the EMA; fresh optimisers"
+            + (f"; D's first {self.plan.freeze_d} block(s) frozen" if self.plan.freeze_d else "")
+        )
 
     def _restore(self, path: Path, allow_data_change: bool = True) -> None:
         record = ckpt.load(path)
