@@ -33,6 +33,8 @@ EXAMPLES = """examples:
   dcgan project runs/ramen my-ramen.jpg --out-dir proj/  # your picture in latent space: proj/my-ramen.npy
   dcgan arithmetic runs/ramen "proj/my-ramen.npy - [4,5] + 7" --out mine.png
   dcgan export runs/ramen --out ramen.onnx              # the generator for an app (pip install 'dcgan[onnx]')
+  dcgan serve runs/ramen                                # http://127.0.0.1:8000/: watch it train, explore it
+  dcgan report runs/ramen --real photos/                # runs/ramen/report.html, one page to share
   dcgan generate ramen.onnx --seeds 0-15 --grid g.png   # the same pictures from the ONNX file
 """
 
@@ -124,6 +126,8 @@ COMMANDS: dict[str, tuple[type, str]] = {
     "nearest": (opts.NearestOptions, "generated images beside their nearest training images: does it copy?"),
     "export": (opts.ExportOptions, "write the generator as ONNX, checked against onnxruntime (dcgan[onnx])"),
     "project": (opts.ProjectOptions, "find the z whose image best matches each of your pictures"),
+    "serve": (opts.ServeOptions, "a local page: watch training live, explore the generator (dcgan[serve])"),
+    "report": (opts.ReportOptions, "write RUN_DIR/report.html, one self-contained page about the run"),
 }
 
 
@@ -344,6 +348,23 @@ def cmd_project(options: opts.ProjectOptions, values: dict[str, Any]) -> int:
     return 0
 
 
+def cmd_serve(options: opts.ServeOptions, values: dict[str, Any]) -> int:
+    try:
+        from .serve import serve
+    except ImportError:
+        raise UserError("dcgan serve needs starlette and uvicorn: pip install 'dcgan[serve]'") from None
+    say(f"serving {options.run} at http://{options.host}:{options.port}/ (Ctrl-C stops)")
+    serve(options.run, host=options.host, port=options.port, checkpoint=options.checkpoint)
+    return 0
+
+
+def cmd_report(options: opts.ReportOptions, values: dict[str, Any]) -> int:
+    from .report import write_report
+
+    print(f"wrote {write_report(options.run, nearest_real=options.real)}")
+    return 0
+
+
 RUNNERS: dict[str, Callable[[Any, dict[str, Any]], int]] = {
     "train": cmd_train,
     "generate": cmd_generate,
@@ -352,6 +373,8 @@ RUNNERS: dict[str, Callable[[Any, dict[str, Any]], int]] = {
     "prepare": cmd_prepare,
     "export": cmd_export,
     "project": cmd_project,
+    "serve": cmd_serve,
+    "report": cmd_report,
     "fid": cmd_fid,
     "nearest": cmd_nearest,
 }

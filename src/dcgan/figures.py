@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -53,18 +54,19 @@ def walk_strip(
     return make_grid(frames[index], columns, labels=labels, scale=scale)
 
 
+def gif_bytes(frames: np.ndarray, fps: float = 20.0) -> bytes:
+    """(F, H, W, C) uint8 frames as a looping GIF."""
+    images = [to_pil(f) for f in frames]
+    buffer = io.BytesIO()
+    images[0].save(buffer, format="GIF", save_all=True, append_images=images[1:], duration=round(1000 / fps), loop=0)
+    return buffer.getvalue()
+
+
 def save_animation(frames: np.ndarray, path: str | os.PathLike, fps: float = 20.0) -> None:
     """(F, H, W, C) uint8 frames -> a looping GIF (Pillow) or an MP4 (imageio-ffmpeg), by the suffix."""
     suffix = check_walk_output(path)
     if suffix == ".gif":
-        images = [to_pil(f) for f in frames]
-        atomic_write(
-            path,
-            lambda f: images[0].save(
-                f, format="GIF", save_all=True, append_images=images[1:], duration=round(1000 / fps), loop=0
-            ),
-            durable=False,
-        )
+        atomic_write(path, gif_bytes(frames, fps), durable=False)
     elif suffix == ".mp4":
         import imageio_ffmpeg
 

@@ -345,3 +345,33 @@ class ProjectOptions:
 
     def __post_init__(self) -> None:
         check(self)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServeOptions:
+    """``dcgan serve``: a local page to watch a run train and explore its generator."""
+
+    run: str = setting(REQUIRED, "run folder (it may still be training)", positional=True, metavar="RUN_DIR")
+    host: str = setting("127.0.0.1", "address to listen on (127.0.0.1: this machine only)")
+    port: int = setting(8000, "port to listen on", low=1, high=65535)
+    checkpoint: Which = setting("auto", "the checkpoint the explore view draws from: best when kept, else newest")
+
+    def __post_init__(self) -> None:
+        check(self)
+        if not Path(self.run).is_dir():
+            raise ConfigError(f"{self.run!r} is not a run folder")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReportOptions:
+    """``dcgan report``: RUN_DIR/report.html, one self-contained page about the run."""
+
+    run: str = setting(REQUIRED, "run folder", positional=True, metavar="RUN_DIR")
+    real: str | None = setting(
+        None, "the training images: adds the nearest-neighbour copy check (needs dcgan[metrics])", metavar="DATA_DIR"
+    )
+
+    def __post_init__(self) -> None:
+        check(self)
+        if not Path(self.run).is_dir():
+            raise ConfigError(f"{self.run!r} is not a run folder")

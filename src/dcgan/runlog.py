@@ -122,13 +122,24 @@ def plot_losses(
     keys: tuple[str, ...] = ("d_loss", "g_loss"),
     size: tuple[int, int] = (800, 400),
 ) -> bool:
-    """Draw the losses against the step into a PNG; False when there is nothing to plot."""
+    """Draw columns of metrics.csv against the step into a PNG; False when there is nothing to plot."""
+    image = curve_plot(metrics_path, keys, size)
+    if image is None:
+        return False
+    atomic_write(out_path, lambda f: image.save(f, format="PNG"), durable=False)
+    return True
+
+
+def curve_plot(
+    metrics_path: str | os.PathLike, keys: tuple[str, ...] = ("d_loss", "g_loss"), size: tuple[int, int] = (800, 400)
+) -> Image.Image | None:
+    """Columns of metrics.csv against the step, as a picture; None when there is nothing to plot."""
     rows = read_metrics(metrics_path)
     series = {k: [(float(r["step"]), float(r[k])) for r in rows if r.get(k) not in (None, "")] for k in keys}
     series = {k: [(s, v) for s, v in pts if math.isfinite(v)] for k, pts in series.items()}
     points = [p for pts in series.values() for p in pts]
     if len(points) < 2:
-        return False
+        return None
     w, h = size
     left, right, top, bottom = 60, 20, 28, 40
     xs = [p[0] for p in points]
@@ -158,5 +169,4 @@ def plot_losses(
         if len(pts) >= 2:
             draw.line([to_px(s, v) for s, v in pts], fill=colours[i % len(colours)], width=2)
         draw.text((left + 10 + 80 * i, 8), k, fill=colours[i % len(colours)])
-    atomic_write(out_path, lambda f: img.save(f, format="PNG"), durable=False)
-    return True
+    return img

@@ -584,8 +584,13 @@ class Trainer:
                 s = self.state
                 s.generator, s.discriminator = unwrap(s.generator), unwrap(s.discriminator)
             shutdown(self.dist, clean)
+            if clean and self.dist.is_main:
+                self._write_summary(last_path)
             if self.stop_reason != "signal" and self.dist.is_main and clean:
+                from .report import write_report
+
                 plot_losses(self.folder.metrics, self.folder.losses)
+                write_report(self.folder.path)
             self._release()
         reason = self.stop_reason or "steps"
         result = TrainResult(
@@ -598,6 +603,39 @@ class Trainer:
             self.dist.is_main,
         )
         return result
+
+    def _write_summary(self, checkpoint: Path | None) -> None:
+        """summary.json: what this command reached, where and how fast (the report and the page read it)."""
+        import platform
+
+        from .devices import cpu_has_fast_bf16, cpu_model
+
+        plan, elapsed = self.plan, self.clock.elapsed()
+        trained = self.clock.seen * plan.batch_size
+        write_json(
+            self.folder.path / "summary.json",
+            {
+                "step": self.step,
+                "thousand_images_shown_to_d": round(self.step * plan.batch_size / 1000, 1),
+                "stopped_by": {
+                    "steps": "its length",
+                    "time": "--time",
+                    "patience": "--patience",
+                    "signal": "a signal (Ctrl-C)",
+                }.get(self.stop_reason or "steps"),
+                "this_command_took": format_duration(elapsed),
+                "images_per_second": round(trained / max(elapsed, 1e-9), 1),
+                "device": (
+                    f"cpu: {cpu_model()}, {plan.threads} thread(s), "
+                    f"{'AVX-512 BF16' if cpu_has_fast_bf16() else 'no native bf16'}"
+                    if self.device.type == "cpu"
+                    else str(self.device)
+                ),
+                "precision": "bf16 autocast" if plan.amp else "fp32",
+                "checkpoint": None if checkpoint is None else checkpoint.name,
+                "versions": f"dcgan {__version__}, torch {torch.__version__}, Python {platform.python_version()}",
+            },
+        )
 
     def _announce(self) -> None:
         plan = self.plan

@@ -1,0 +1,256 @@
+"""``dcgan serve``: a local page to watch a run train and to explore its generator.
+
+A Starlette app over one run folder. The training view reads what the trainer writes (config.json,
+data_report.json, metrics.csv, samples/), so it works while `dcgan train` runs in another process and
+before any checkpoint exists. The explore view draws images on the server from the run's checkpoint (the
+best one when --eval-every kept it, else the newest; reloaded when training writes a newer one).
+
+Every request is checked by the same settings classes and parsers the CLI uses; a bad one gets a 4xx with a
+JSON message. Files are served only from inside the run folder, by names the server itself lists.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import re
+import threading
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
+
+from .errors import UserError
+from .files import read_json
+from .runs import RunFolder, resolve_checkpoint
+
+MAX_TILES = 64  # seeds one explore page shows
+MAX_WALK_STOPS = 16
+MAX_WALK_FRAMES = 48
+_SAMPLE = re.compile(r"^step-(\d{8})\.png$")
+WEB = Path(__file__).with_name("web")
+
+
+class BadRequest(UserError):
+    """A request the server cannot answer as asked (400 with the message)."""
+
+
+def _number(value: str | None, name: str, default: float, low: float, high: float) -> float:
+    if value is None or value == "":
+        return default
+    try:
+        x = float(value)
+    except ValueError:
+        raise BadRequest(f"{name}: expected a number, got {value!r}") from None
+    if not math.isfinite(x) or not low <= x <= high:
+        raise BadRequest(f"{name} must be between {low:g} and {high:g}, got {value!r}")
+    return x
+
+
+class Explorer:
+    """The run's generator, loaded on first use and again when a newer checkpoint appears."""
+
+    def __init__(self, folder: RunFolder, which: str = "auto") -> None:
+        self.folder, self.which = folder, which
+        self._lock = threading.Lock()
+        self._loaded: tuple[Path, float, Any] | None = None
+
+    def checkpoint(self) -> Path | None:
+        try:
+            return resolve_checkpoint(self.folder.path, self.which)
+        except UserError:
+            return None
+
+    def generator(self) -> Any:
+        from .api import TrainedGenerator
+
+        path = self.checkpoint()
+        if path is None:
+            raise HTTPException(409, "this run has no checkpoint yet: the explore view opens once training writes one")
+        stamp = path.stat().st_mtime
+        with self._lock:
+            if self._loaded is None or self._loaded[0] != path or self._loaded[1] != stamp:
+                self._loaded = (path, stamp, TrainedGenerator(path))
+            return self._loaded[2]
+
+
+def _png(image: Any) -> Response:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return Response(buffer.getvalue(), media_type="image/png", headers={"Cache-Control": "no-store"})
+
+
+def _class(request: Request, gen: Any) -> str | None:
+    """The class asked for (a conditional model needs one: the first by default)."""
+    asked = request.query_params.get("class") or None
+    if gen.class_names and asked is None:
+        return gen.class_names[0]
+    if asked is not None:
+        gen.class_index(asked)  # refuses unknown names and classes for an unconditional model
+    return asked
+
+
+def create_app(run_dir: str | os.PathLike, checkpoint: str = "auto") -> Starlette:
+    """The app for one run folder."""
+    folder = RunFolder(Path(run_dir))
+    explorer = Explorer(folder, checkpoint)
+
+    async def index(request: Request) -> Response:
+        return HTMLResponse((WEB / "index.html").read_text(encoding="utf-8"))
+
+    async def run_state(request: Request) -> Response:
+        return JSONResponse(run_summary(folder, explorer))
+
+    async def sample(request: Request) -> Response:
+        name = request.path_params["name"]
+        path = folder.samples / name
+        if not _SAMPLE.match(name) or not path.is_file() or path.resolve().parent != folder.samples.resolve():
+            raise HTTPException(404, f"no progress grid {name!r} in this run")
+        return FileResponse(path, media_type="image/png")
+
+    async def image(request: Request) -> Response:
+        from .images import make_grid
+        from .seeds import parse_seeds
+
+        gen = explorer.generator()
+        try:
+            (seed,) = parse_seeds(request.path_params["seed"], limit=1)
+        except ValueError as e:
+            raise BadRequest(str(e)) from None
+        truncation = _number(request.query_params.get("truncation"), "truncation", 1.0, 0.0, 2.0)
+        scale = int(_number(request.query_params.get("scale"), "scale", 1, 1, 8))
+        pixels = gen.images(seeds=[seed], truncation=truncation, classes=_class(request, gen))
+        return _png(make_grid(pixels, 1, padding=0, scale=scale))
+
+    async def grid(request: Request) -> Response:
+        from .seeds import parse_seeds
+
+        gen = explorer.generator()
+        try:
+            seeds = parse_seeds(request.query_params.get("seeds", "0-31"), limit=MAX_TILES)
+        except ValueError as e:
+            raise BadRequest(str(e)) from None
+        truncation = _number(request.query_params.get("truncation"), "truncation", 1.0, 0.0, 2.0)
+        return _png(gen.grid(seeds=seeds, labels=True, truncation=truncation, classes=_class(request, gen)))
+
+    async def walk(request: Request) -> Response:
+        from .figures import gif_bytes
+        from .images import default_scale, enlarge
+        from .options import WalkSpec
+
+        gen = explorer.generator()
+        seeds = request.query_params.get("seeds", "")
+        if len(seeds.split(",")) > MAX_WALK_STOPS:
+            raise BadRequest(f"seeds: at most {MAX_WALK_STOPS} stops")
+        frames = int(_number(request.query_params.get("frames"), "frames", 12, 1, MAX_WALK_FRAMES))
+        truncation = _number(request.query_params.get("truncation"), "truncation", 1.0, 0.0, 2.0)
+        spec = WalkSpec(seeds=seeds, frames=frames, truncation=truncation, label=_class(request, gen))
+        if any(isinstance(stop, str) for stop in spec.seed_list()):
+            raise BadRequest("seeds: the page walks between seeds only")
+        pixels = gen.walk(spec)
+        gif = gif_bytes(enlarge(pixels, default_scale(pixels.shape[1], 128)), fps=12)
+        return Response(gif, media_type="image/gif", headers={"Cache-Control": "no-store"})
+
+    async def arithmetic(request: Request) -> Response:
+        from .options import ArithmeticSpec
+
+        gen = explorer.generator()
+        label = _class(request, gen)
+        parts = []
+        for key, sign in (("a", "+"), ("b", "-"), ("c", "+")):
+            seeds = request.query_params.get(key, "")
+            if seeds:
+                parts.append(f"{sign} {label + ':' if label else ''}[{seeds}]")
+        if not parts:
+            raise BadRequest("pick seeds for A, B or C")
+        expression = " ".join(parts).removeprefix("+ ")
+        spec = ArithmeticSpec(expression=expression, samples=4)
+        _, figure = gen.evaluate(spec)
+        return _png(figure)
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        detail = exc.detail if isinstance(exc, HTTPException) and exc.detail != "Not Found" else None
+        return JSONResponse({"error": detail or f"no such page: {request.url.path}"}, status_code=404)
+
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
+        return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
+
+    async def user_error(request: Request, exc: Exception) -> Response:
+        return JSONResponse({"error": str(exc)}, status_code=400)
+
+    routes = [
+        Route("/", index),
+        Route("/api/run", run_state),
+        Route("/samples/{name}", sample),
+        Route("/api/image/{seed}.png", image),
+        Route("/api/grid.png", grid),
+        Route("/api/walk.gif", walk),
+        Route("/api/arithmetic.png", arithmetic),
+    ]
+    handlers: dict[Any, Any] = {404: not_found, HTTPException: http_error, UserError: user_error}
+    return Starlette(routes=routes, exception_handlers=handlers)
+
+
+def run_summary(folder: RunFolder, explorer: Explorer) -> dict[str, Any]:
+    """What the training view shows: the plan, the data report, the metrics so far, the grids, the status."""
+    from .runlog import read_metrics
+
+    def optional_json(path: Path) -> Any:
+        try:
+            return read_json(path)
+        except (OSError, ValueError):
+            return None
+
+    plan = optional_json(folder.config)
+    rows = []
+    if folder.metrics.is_file():
+        for row in read_metrics(folder.metrics):
+            rows.append({k: float(v) for k, v in row.items() if v not in ("", None) and _is_number(v)})
+    samples = sorted(int(m.group(1)) for p in folder.samples.glob("step-*.png") if (m := _SAMPLE.match(p.name)))
+    checkpoint = explorer.checkpoint()
+    step = int(max((r.get("step", 0) for r in rows), default=0))
+    total = int(plan["steps"]) if plan and plan.get("steps", 0) < 10**9 else None
+    speed = next((r["images_per_sec"] for r in reversed(rows) if "images_per_sec" in r), None)
+    eta = None
+    if total and speed and plan:
+        eta = max(0.0, (total - step) * plan["batch_size"] / speed)
+    summary = optional_json(folder.path / "summary.json")
+    return {
+        "run": folder.path.name,
+        "path": str(folder.path),
+        "plan": plan,
+        "report": optional_json(folder.report),
+        "metrics": rows,
+        "samples": samples,
+        "checkpoint": None if checkpoint is None else {"file": checkpoint.name},
+        "classes": (plan or {}).get("class_names", []),
+        "status": {
+            "step": step,
+            "total": total,
+            "images_per_sec": speed,
+            "eta_seconds": eta,
+            "done": summary is not None and summary.get("step") == step,
+            "summary": summary,
+        },
+    }
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def serve(run_dir: str | os.PathLike, host: str = "127.0.0.1", port: int = 8000, checkpoint: str = "auto") -> None:
+    """Serve the page until interrupted."""
+    import uvicorn
+
+    uvicorn.run(create_app(run_dir, checkpoint), host=host, port=port, log_level="warning")

@@ -1,0 +1,110 @@
+"""dcgan serve's routes through Starlette's test client: every route, and every bad request gets a 4xx with a
+message (never a 500), files only from inside the run folder; and report.html."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from PIL import Image
+
+pytest.importorskip("starlette")
+pytest.importorskip("httpx2")
+from starlette.testclient import TestClient  # noqa: E402
+
+from dcgan.serve import create_app  # noqa: E402
+
+from conftest import TINY, run_cli, write_images  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    base = tmp_path_factory.mktemp("serve")
+    write_images(base / "data", 10)
+    (base / "data" / "broken.png").write_text("not a picture")
+    run_cli(
+        "train",
+        str(base / "data"),
+        "--out",
+        str(base / "run"),
+        *TINY,
+        "--steps",
+        "4",
+        "--sample-every",
+        "2",
+        env={"DCGAN_CACHE": str(base / "cache")},
+    )
+    (base / "secret.txt").write_text("outside the run folder")
+    return base / "run"
+
+
+@pytest.fixture(scope="module")
+def client(run):
+    return TestClient(create_app(run), raise_server_exceptions=False)
+
+
+def test_the_page_and_the_training_state(client, run):
+    page = client.get("/")
+    assert page.status_code == 200 and "dcgan" in page.text and "<script>" in page.text
+    state = client.get("/api/run").json()
+    assert state["run"] == "run" and state["samples"] == [2, 4] and state["status"]["step"] == 4
+    assert state["status"]["done"] and state["checkpoint"] == {"file": "step-00000004.safetensors"}
+    assert state["report"]["skipped"][0]["path"] == "broken.png" and len(state["metrics"]) == 4
+    grid = client.get("/samples/step-00000004.png")
+    assert grid.status_code == 200 and Image.open(io.BytesIO(grid.content)).size[0] > 16
+
+
+def test_explore_routes_draw_images(client):
+    one = client.get("/api/image/3.png?truncation=0.5&scale=2")
+    assert one.status_code == 200 and Image.open(io.BytesIO(one.content)).size == (32, 32)
+    assert client.get("/api/grid.png?seeds=0-7").headers["content-type"] == "image/png"
+    walk = client.get("/api/walk.gif?seeds=1,2,3&frames=4")
+    assert walk.status_code == 200 and Image.open(io.BytesIO(walk.content)).n_frames == 9
+    figure = client.get("/api/arithmetic.png?a=1,2&b=3&c=4")
+    assert figure.status_code == 200 and Image.open(io.BytesIO(figure.content)).size[0] > 64
+
+
+@pytest.mark.parametrize(
+    "path, status, words",
+    [
+        ("/nope", 404, "no such page"),
+        ("/samples/../config.json", 404, ""),
+        ("/samples/..%2Fconfig.json", 404, ""),
+        ("/samples/step-1.png", 404, "no progress grid"),
+        ("/samples/%2e%2e%2f%2e%2e%2fsecret.txt", 404, ""),
+        ("/api/image/abc.png", 400, "is not a seed"),
+        ("/api/image/1-5.png", 400, "at most 1"),
+        ("/api/image/4294967296.png", 400, "32-bit"),
+        ("/api/image/3.png?truncation=nan", 400, "truncation must be between"),
+        ("/api/image/3.png?class=red", 400, "has no classes"),
+        ("/api/grid.png?seeds=0-1000", 400, "at most 64"),
+        ("/api/grid.png?seeds=a-b", 400, "is not a seed"),
+        ("/api/walk.gif?seeds=1", 400, "at least two"),
+        ("/api/walk.gif?seeds=1,2&frames=1000", 400, "frames must be between"),
+        ("/api/walk.gif?seeds=" + ",".join(map(str, range(20))), 400, "at most 16"),
+        ("/api/walk.gif?seeds=1,x.npy", 400, "seeds only"),
+        ("/api/arithmetic.png", 400, "pick seeds"),
+        ("/api/arithmetic.png?a=x", 400, "bad expression"),
+    ],
+)
+def test_bad_requests_get_a_4xx_with_a_message(client, path, status, words):
+    response = client.get(path)
+    assert response.status_code == status, (path, response.text)
+    assert "Traceback" not in response.text and "outside the run folder" not in response.text
+    if words:
+        assert words in response.json()["error"], response.json()
+
+
+def test_a_run_without_a_checkpoint_still_shows_its_training(tmp_path):
+    (tmp_path / "fresh" / "samples").mkdir(parents=True)
+    client = TestClient(create_app(tmp_path / "fresh"), raise_server_exceptions=False)
+    state = client.get("/api/run").json()
+    assert state["checkpoint"] is None and state["status"]["step"] == 0
+    response = client.get("/api/image/1.png")
+    assert response.status_code == 409 and "no checkpoint yet" in response.json()["error"]
+
+
+def test_report_html_is_one_self_contained_file(run):
+    page = (run / "report.html").read_text()  # training wrote it at the end
+    assert "data:image/png;base64," in page and "http://" not in page and "https://" not in page
+    assert "<script" not in page and "broken.png" in page and "step 4" in page
