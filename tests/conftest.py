@@ -54,6 +54,19 @@ def write_images(
     return paths
 
 
+@pytest.fixture(autouse=True, scope="session")
+def one_thread_in_process():
+    """Tests that run models in this process use one intra-op thread too, for the reason cli_env gives
+    (projecting three pictures took 252 s with two threads beside another job, 14 s with one). A trainer
+    started in this process still sets its own thread count."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture
 def image_folder(tmp_path) -> Path:
     folder = tmp_path / "images"

@@ -2,8 +2,8 @@ import pytest
 import torch
 from torch import nn
 
-from dcgan.config import SUPPORTED_SIZES, ModelConfig, model_spec
-from dcgan.models import Discriminator, Generator, build_models, num_stages
+from dcgan.config import SUPPORTED_SIZES, ModelConfig, model_spec, num_stages
+from dcgan.models import Discriminator, Generator, build_models
 
 
 @pytest.mark.parametrize("size", SUPPORTED_SIZES)

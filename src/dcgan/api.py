@@ -359,7 +359,7 @@ class TrainedGenerator:
         )
         if isinstance(pictures, list):
             pictures, _ = decode_photos(pictures, loaded.model, loaded.data)
-        expected = (self.model.image_size, self.model.image_size, self.model.channels)
+        expected = (self.model.height, self.model.width, self.model.channels)
         if pictures.dtype != np.uint8 or pictures.ndim != 4 or pictures.shape[1:] != expected:
             raise ConfigError(
                 f"pictures: expected uint8 (N, {', '.join(map(str, expected))}), got {pictures.dtype} {pictures.shape}"
@@ -522,7 +522,9 @@ def decode_photos(paths: list[str], model: Any, data: Any) -> tuple[np.ndarray, 
     from .imagefiles import DecodeSettings, decode_file
     from .images import to_gray
 
-    settings = DecodeSettings(size=model.image_size, fit=data.fit, background=data.background, min_size=1)
+    settings = DecodeSettings(
+        size=model.image_size, fit=data.fit, background=data.background, min_size=1, alpha=model.channels == 4
+    )
     pictures, notes = [], []
     for path in paths:
         decoded = decode_file(str(path), settings)

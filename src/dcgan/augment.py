@@ -41,7 +41,9 @@ def contrast(x: torch.Tensor, gen: torch.Generator | None) -> torch.Tensor:
 
 
 def color(x: torch.Tensor, gen: torch.Generator | None) -> torch.Tensor:
-    """Brightness, saturation (colour images only) and contrast."""
+    """Brightness, saturation (colour images only) and contrast; an alpha channel is left as it is."""
+    if x.shape[1] == 4:
+        return torch.cat([color(x[:, :3], gen), x[:, 3:]], dim=1)
     x = brightness(x, gen)
     if x.shape[1] > 1:
         x = saturation(x, gen)

@@ -117,7 +117,7 @@ def build(cls: type, values: dict[str, Any], prefix: str = "") -> Any:
 
 
 COMMANDS: dict[str, tuple[type, str]] = {
-    "train": (opts.TrainTarget, "train on a folder of images"),
+    "train": (opts.TrainTarget, "train on a folder (or zip or tar archive) of images"),
     "generate": (opts.GenerateOptions, "write new images from a trained run"),
     "interpolate": (opts.InterpolateOptions, "animate a walk through latent space from seed to seed"),
     "arithmetic": (opts.ArithmeticOptions, "add and subtract the mean z of groups of seeds (Radford et al. fig. 7)"),

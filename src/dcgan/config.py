@@ -87,14 +87,89 @@ def parse_colour(text: str) -> tuple[int, int, int]:
     return rgb[0], rgb[1], rgb[2]
 
 
-def start_size(image_size: int) -> int:
-    """Spatial size of G's first feature map (and of D's last)."""
-    return 7 if image_size == 28 else 4
+MIN_MAP, MAX_MAP = 3, 8  # sides of G's first feature map (and D's last) for a rectangular size
 
 
-def num_stages(image_size: int) -> int:
+def size_of(image_size: int | str) -> tuple[int, int]:
+    """64 -> (64, 64); '64x48' -> (64, 48): width and height."""
+    if isinstance(image_size, int):
+        return image_size, image_size
+    width, _, height = image_size.partition("x")
+    return int(width), int(height or width)
+
+
+def size_text(image_size: int | str) -> str:
+    """(64, 64) -> '64x64', the way sizes are shown."""
+    width, height = size_of(image_size)
+    return f"{width}x{height}"
+
+
+def first_map(image_size: int | str) -> tuple[int, int, int]:
+    """(width, height, doublings) of G's first feature map: G doubles it to the image size, D halves back.
+
+    Squares keep their shapes: 28 starts at 7x7 (MNIST-style data at its native size), the others at 4x4.
+    A rectangle starts from the smallest map whose sides are 3 to 8 pixels: 64x48 from 4x3, 128x64 from 4x2
+    is too thin, so from 8x4.
+    """
+    width, height = size_of(image_size)
+    if width == height:
+        start = 7 if width == 28 else 4
+        return start, start, int(round(math.log2(width // start)))
+    for stages in range(8, 0, -1):
+        w, h = width / 2**stages, height / 2**stages
+        if w.is_integer() and h.is_integer() and MIN_MAP <= min(w, h) and max(w, h) <= MAX_MAP:
+            return int(w), int(h), stages
+    raise ConfigError(
+        f"--image-size {width}x{height}: G cannot reach it by doubling a small first map; near "
+        f"sizes: {', '.join(near_sizes(width, height))}"
+    )
+
+
+def near_sizes(width: int, height: int, count: int = 4) -> list[str]:
+    """Reachable rectangles closest to width x height (by the change of both sides)."""
+    found = []
+    for stages in range(1, 7):
+        for w0 in range(MIN_MAP, MAX_MAP + 1):
+            for h0 in range(MIN_MAP, MAX_MAP + 1):
+                w, h = w0 * 2**stages, h0 * 2**stages
+                if w != h and w <= 1024 and h <= 1024:
+                    found.append((abs(w - width) + abs(h - height), f"{w}x{h}"))
+    return [text for _, text in sorted(set(found))[:count]]
+
+
+def num_stages(image_size: int | str) -> int:
     """How many times G doubles the spatial size (and D halves it)."""
-    return int(round(math.log2(image_size // start_size(image_size))))
+    return first_map(image_size)[2]
+
+
+def parse_size(text: str) -> int | str:
+    """'64' -> 64; '64x48' -> '64x48'; '64x64' -> 64. ValueError for anything else."""
+    parts = text.strip().lower().split("x")
+    if len(parts) not in (1, 2) or not all(p.isdigit() for p in parts):
+        raise ValueError(f"expected a size such as 64 or 64x48 (width x height), got {text!r}")
+    width, height = int(parts[0]), int(parts[-1])
+    return width if width == height else f"{width}x{height}"
+
+
+def check_size(image_size: int | str) -> int | str:
+    """The size, canonical (squares as ints); ConfigError for sizes the networks cannot have."""
+    if isinstance(image_size, str):
+        try:
+            image_size = parse_size(image_size)
+        except ValueError as e:
+            raise ConfigError(f"--image-size: {e}") from None
+    width, height = size_of(image_size)
+    if width == height:
+        if width not in SUPPORTED_SIZES:
+            raise ConfigError(
+                f"--image-size must be one of {', '.join(map(str, SUPPORTED_SIZES))} for a square, "
+                f"or WIDTHxHEIGHT for a rectangle, got {image_size!r}"
+            )
+        return width
+    if max(width, height) > 1024:
+        raise ConfigError(f"--image-size {width}x{height}: at most 1024 pixels a side")
+    first_map(image_size)
+    return f"{width}x{height}"
 
 
 def _check_widths(widths: tuple[int | None, ...], mult: int) -> None:
@@ -110,8 +185,12 @@ def _check_widths(widths: tuple[int | None, ...], mult: int) -> None:
 class ModelConfig:
     """The networks as asked for: sizes the data decides (channels, widths) may be left open (None)."""
 
-    image_size: int = setting(64, "square image size in pixels", choices=SUPPORTED_SIZES)
-    channels: int | None = setting(None, "image channels (1 or 3); default: taken from the data", choices=(1, 3))
+    image_size: int | str = setting(
+        64, "image size in pixels: 16, 28, 32, 64, 128 or 256 for a square, or WIDTHxHEIGHT (64x48)"
+    )
+    channels: int | None = setting(
+        None, "image channels: 1, 3, or 4 to keep transparency (RGBA); default: taken from the data", choices=(1, 3, 4)
+    )
     latent_dim: int = setting(100, "length of the latent vector z", low=1, high=4096)
     g_width: int | None = setting(
         None,
@@ -132,6 +211,7 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         check(self)
+        object.__setattr__(self, "image_size", check_size(self.image_size))
         _check_widths((self.g_width, self.d_width), self.max_width_mult)
 
 
@@ -142,7 +222,7 @@ MAX_CLASSES = 1000
 class ModelSpec:
     """The networks as built: every size known. Saved in checkpoints; ``models`` builds from it."""
 
-    image_size: int
+    image_size: int | str
     channels: int
     latent_dim: int
     g_width: int
@@ -157,9 +237,17 @@ class ModelSpec:
     def __post_init__(self) -> None:
         check(self)  # the types: nothing left open
         asked = {k: v for k, v in to_dict(self).items() if k != "num_classes"}
-        ModelConfig(**asked)  # the bounds, which are ModelConfig's
+        object.__setattr__(self, "image_size", ModelConfig(**asked).image_size)  # the bounds, which are ModelConfig's
         if self.num_classes == 1 or not 0 <= self.num_classes <= MAX_CLASSES:
             raise ConfigError(f"a class-conditional model needs 2 to {MAX_CLASSES} classes, got {self.num_classes}")
+
+    @property
+    def width(self) -> int:
+        return size_of(self.image_size)[0]
+
+    @property
+    def height(self) -> int:
+        return size_of(self.image_size)[1]
 
 
 def model_spec(model: ModelConfig, channels: int | None = None, width: int = 64, num_classes: int = 0) -> ModelSpec:

@@ -14,6 +14,7 @@ The first pass decodes in parallel and accounts for every file in a report. Two 
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import hashlib
 import json
 import os
@@ -29,15 +30,16 @@ from typing import Any
 
 import numpy as np
 
+from .archives import ARCHIVE_SUFFIXES, Archive, is_archive
 from .config import DataConfig
 from .errors import UserError
 from .files import printable, read_json, write_json
-from .imagefiles import Decoded, DecodeSettings, ScanResult, decode_file, scan_folder
+from .imagefiles import Decoded, DecodeSettings, ScanResult, decode_bytes, decode_file, scan_folder
 from .images import to_gray
 from .labels import assign_classes
 from .progress import progress_bar
 
-CACHE_FORMAT = 2
+CACHE_FORMAT = 3
 _CHUNK = 1024  # images per copy when reshaping the cache: bounded memory for folders larger than RAM
 _BUILDING = ".building-"
 
@@ -72,20 +74,26 @@ def cache_root(data: DataConfig) -> Path:
     return Path(data.cache_dir) if data.cache_dir else default_cache_root()
 
 
+def _stamp(path: Path) -> str:
+    try:
+        st = os.stat(path)
+    except OSError as e:  # gone since the scan: the decode will say so
+        return f"error {e.errno}"
+    return f"{st.st_size}\0{st.st_mtime_ns}\0{st.st_ctime_ns}\0{st.st_ino}"
+
+
 def cache_key(root: Path, files: list[str], settings: DecodeSettings, channels: int | None) -> str:
-    """Names the decoded pixels of this folder as it is now (see the module notes)."""
+    """Names the decoded pixels of this folder (or archive) as it is now (see the module notes)."""
     h = hashlib.sha256()
     h.update(
         f"{CACHE_FORMAT}\0{root.resolve()}\0{json.dumps(asdict(settings), sort_keys=True)}\0{channels}\n".encode(
             "utf-8", "surrogateescape"
         )
     )
+    if root.is_file():  # an archive: its own stamp, then its members' names
+        h.update(f"archive\0{_stamp(root)}\n".encode())
     for rel in files:
-        try:
-            st = os.stat(root / rel)
-            stamp = f"{st.st_size}\0{st.st_mtime_ns}\0{st.st_ctime_ns}\0{st.st_ino}"
-        except OSError as e:  # gone since the scan: the decode will say so
-            stamp = f"error {e.errno}"
+        stamp = "" if root.is_file() else _stamp(root / rel)
         h.update(f"{rel}\0{stamp}\n".encode("utf-8", "surrogateescape"))
     return h.hexdigest()[:24]
 
@@ -94,28 +102,38 @@ def _decode_job(args: tuple[str, DecodeSettings]) -> Decoded:
     return decode_file(*args)
 
 
+def _decode_member(args: tuple[bytes | str, DecodeSettings]) -> Decoded:
+    data, settings = args
+    return Decoded(None, reason=data) if isinstance(data, str) else decode_bytes(data, settings)
+
+
 def _decode_all(
     root: Path, files: list[str], settings: DecodeSettings, workers: int, progress: bool
 ) -> Iterator[Decoded]:
-    """Yield Decoded results in file order, decoding on several processes when there are many files."""
-    jobs = [(str(root / rel), settings) for rel in files]
+    """Yield Decoded results in file order, decoding on several processes when there are many files. An
+    archive's members are read here, in batches, and decoded from their bytes."""
     workers = workers or os.cpu_count() or 1
-    with progress_bar(len(jobs), "decoding", progress) as bar:
-        if workers == 1 or len(jobs) < 64:
-            for job in jobs:
-                yield _decode_job(job)
-                bar.update()
-        else:
-            with cf.ProcessPoolExecutor(max_workers=workers) as pool:
-                for result in pool.map(_decode_job, jobs, chunksize=32):
+    parallel = workers > 1 and len(files) >= 64
+    with progress_bar(len(files), "decoding", progress) as bar, contextlib.ExitStack() as stack:
+        pool = stack.enter_context(cf.ProcessPoolExecutor(max_workers=workers)) if parallel else None
+        if is_archive(root):
+            members = stack.enter_context(Archive(root)).read(files)
+            while batch := [(data, settings) for data, _ in zip(members, range(256))]:
+                results = pool.map(_decode_member, batch, chunksize=16) if pool else map(_decode_member, batch)
+                for result in results:
                     yield result
                     bar.update()
+        else:
+            jobs = [(str(root / rel), settings) for rel in files]
+            for result in pool.map(_decode_job, jobs, chunksize=32) if pool else map(_decode_job, jobs):
+                yield result
+                bar.update()
 
 
 def _write_final(tmp_rgb: np.ndarray, n: int, channels: int, out_path: Path) -> None:
-    """Copy the first n RGB images into an .npy of the chosen channel count, a chunk at a time."""
-    size = tmp_rgb.shape[1]
-    final = np.lib.format.open_memmap(out_path, mode="w+", dtype=np.uint8, shape=(n, size, size, channels))
+    """Copy the first n decoded images into an .npy of the chosen channel count, a chunk at a time."""
+    _, height, width, _ = tmp_rgb.shape
+    final = np.lib.format.open_memmap(out_path, mode="w+", dtype=np.uint8, shape=(n, height, width, channels))
     for start in range(0, n, _CHUNK):
         chunk = np.asarray(tmp_rgb[start : min(n, start + _CHUNK)])
         if channels == 1:
@@ -127,7 +145,7 @@ def _write_final(tmp_rgb: np.ndarray, n: int, channels: int, out_path: Path) -> 
 
 def prepare_dataset(
     root: str | os.PathLike,
-    image_size: int,
+    image_size: int | str,
     data: DataConfig,
     channels: int | None = None,
     progress: bool = True,
@@ -136,21 +154,30 @@ def prepare_dataset(
 ) -> PreparedData:
     """Scan, decode (or reuse the cache) and return the dataset; raises DataError when nothing is usable.
 
-    Folders in ``exclude`` (the run folder being trained into) and dcgan run folders found inside are
-    skipped and listed in the report. ``classes`` ('folders' or a labels file) gives each image a class.
+    ``root`` is a folder, or a zip or tar archive (archives.ARCHIVE_SUFFIXES) read in place. Folders in
+    ``exclude`` (the run folder being trained into) and dcgan run folders found inside are skipped and listed
+    in the report.
+    ``classes`` ('folders' or a labels file) gives each image a class; ``channels`` 4 keeps transparency.
     """
     root = Path(root)
     if not root.exists():
         raise DataError(f"data folder {str(root)!r} does not exist")
-    if not root.is_dir():
-        raise DataError(f"{str(root)!r} is not a folder")
-    scan = scan_folder(root, exclude)
+    if is_archive(root):
+        with Archive(root) as archive:
+            scan = archive.scan()
+    elif root.is_dir():
+        scan = scan_folder(root, exclude)
+    else:
+        kinds = ", ".join(ARCHIVE_SUFFIXES)
+        raise DataError(f"{str(root)!r} is neither a folder nor a zip or tar archive ({kinds})")
     if not scan.images:
         raise DataError(
             f"no image files in {str(root)!r} (looked for .jpg .jpeg .png .webp .bmp .gif .tif .tiff, "
             f"in subfolders too; {len(scan.ignored)} other file(s) found)"
         )
-    settings = DecodeSettings(size=image_size, fit=data.fit, background=data.background, min_size=data.min_size)
+    settings = DecodeSettings(
+        size=image_size, fit=data.fit, background=data.background, min_size=data.min_size, alpha=channels == 4
+    )
     caches = cache_root(data)
     _remove_abandoned_builds(caches)
     cache_dir = caches / cache_key(root, scan.images, settings, channels)
@@ -269,9 +296,9 @@ def _decode_into(
     workers: int,
     progress: bool,
 ) -> None:
-    size = settings.size
+    width, height = settings.shape
     tmp = np.lib.format.open_memmap(
-        work / "rgb.npy", mode="w+", dtype=np.uint8, shape=(len(scan.images), size, size, 3)
+        work / "rgb.npy", mode="w+", dtype=np.uint8, shape=(len(scan.images), height, width, 4 if settings.alpha else 3)
     )
     used: list[str] = []
     skipped: list[dict[str, str]] = []
@@ -280,6 +307,7 @@ def _decode_into(
     first_by_digest: dict[str, str] = {}
     content = hashlib.sha256(json.dumps(asdict(settings), sort_keys=True).encode())
     all_gray = True
+    transparent = 0
     for rel, result in zip(scan.images, _decode_all(root, scan.images, settings, workers, progress)):
         content.update(f"{rel}\0{result.digest}\n".encode("utf-8", "surrogateescape"))
         if result.pixels is None:
@@ -294,6 +322,7 @@ def _decode_into(
         tmp[len(used)] = result.pixels
         used.append(rel)
         all_gray = all_gray and result.grayscale
+        transparent += result.transparent
         if result.upscaled:
             upscaled.append(rel)
     tmp.flush()
@@ -312,7 +341,10 @@ def _decode_into(
         "upscaled": upscaled,
         "other_files": [{"path": p, "reason": r} for p, r in scan.ignored],
         "channels": resolved_channels,
-        "image_size": size,
+        "image_size": settings.size,
+        "width": width,
+        "height": height,
+        "transparent": transparent,
         "settings": asdict(settings),
         "fingerprint": content.hexdigest()[:24],
     }
@@ -340,13 +372,14 @@ def summary_line(report: dict[str, Any]) -> str:
     links = [o for o in report.get("other_files", []) if "symbolic link" in o["reason"] or "unreadable" in o["reason"]]
     if links:
         parts.append(f"{len(links)} broken link(s) or unreadable file(s) passed over")
+    size = f"{report['width']}x{report['height']}"
     if report["upscaled"]:
-        parts.append(f"{len(report['upscaled'])} upscaled (smaller than {report['image_size']} px)")
+        parts.append(f"{len(report['upscaled'])} upscaled (smaller than {size} px)")
     if report.get("classes"):
         counts = ", ".join(f"{name} {n}" for name, n in list(report["classes"].items())[:8])
         more = ", ..." if len(report["classes"]) > 8 else ""
         parts.append(f"{len(report['classes'])} classes ({counts}{more})")
-    parts.append(f"{report['channels']} channel(s), {report['image_size']}x{report['image_size']}")
+    parts.append(f"{report['channels']} channel(s), {size}")
     return "data: " + "; ".join(parts)
 
 

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .config import parse_size, size_of
 from .errors import UserError
 from .models import ConditionalBatchNorm2d, Generator
 from .seeds import z_rows
@@ -185,6 +186,8 @@ def metadata(loaded: Any, output: str) -> dict[str, str]:
     return {
         "producer": f"dcgan {__version__}",
         "image_size": str(model.image_size),
+        "width": str(model.width),
+        "height": str(model.height),
         "channels": str(model.channels),
         "latent_dim": str(model.latent_dim),
         "output": output,
@@ -249,7 +252,7 @@ class OnnxGenerator:
         if "latent_dim" not in self.meta or self.meta.get("output") != "uint8":
             raise ExportError(f"{str(self.path)!r} was not exported by `dcgan export` with uint8 output")
         self.latent_dim = int(self.meta["latent_dim"])
-        self.image_size = int(self.meta["image_size"])
+        self.width, self.height = size_of(parse_size(self.meta["image_size"]))
         self.class_names = tuple(json.loads(self.meta.get("class_names", "[]")))
 
     def render(self, z: np.ndarray, classes: np.ndarray | None = None, batch: int = 256) -> np.ndarray:
@@ -261,7 +264,7 @@ class OnnxGenerator:
             if classes is not None:
                 feeds["class"] = np.asarray(classes[i : i + batch], dtype=np.int64)
             parts.append(self.session.run(None, feeds)[0])
-        return np.concatenate(parts) if parts else np.zeros((0, self.image_size, self.image_size, 1), np.uint8)
+        return np.concatenate(parts) if parts else np.zeros((0, self.height, self.width, 1), np.uint8)
 
     def describe(self) -> str:
         return f"{self.path.name} (ONNX, from {self.meta.get('checkpoint', '?')} at step {self.meta.get('step', '?')})"

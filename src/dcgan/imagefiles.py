@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
-from .config import parse_colour
+from .config import parse_colour, size_of
 from .runs import looks_like_run
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"})
@@ -109,21 +109,28 @@ def _link_problem(path: str) -> str | None:
 class DecodeSettings:
     """Everything that changes the pixels a file decodes to (part of the cache key)."""
 
-    size: int
+    size: int | str  # 64, or "64x48" (width x height)
     fit: str = "crop"
     background: str = "white"
     min_size: int = 8
+    alpha: bool = False  # keep transparency as a fourth channel instead of compositing on the background
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(width, height)."""
+        return size_of(self.size)
 
 
 @dataclass
 class Decoded:
-    """One file's outcome: pixels (size, size, 3) uint8 or a reason it was skipped."""
+    """One file's outcome: pixels (height, width, 3 or 4) uint8 or a reason it was skipped."""
 
     pixels: np.ndarray | None
     grayscale: bool = False
     upscaled: bool = False
     digest: str = ""
     reason: str = ""
+    transparent: bool = False  # had pixels that are not fully opaque
 
 
 def _to_8bit(img: Image.Image) -> Image.Image:
@@ -140,8 +147,9 @@ def _to_8bit(img: Image.Image) -> Image.Image:
     return img
 
 
-def _flatten(img: Image.Image, background: tuple[int, int, int]) -> tuple[Image.Image, bool]:
-    """Any mode -> RGB, compositing transparency on the background; also says if it was grayscale."""
+def _flatten(img: Image.Image, background: tuple[int, int, int], alpha: bool = False) -> tuple[Image.Image, bool, bool]:
+    """Any mode -> RGB, compositing transparency on the background (or, with ``alpha``, RGBA keeping it);
+    also says if it was grayscale and if it had transparent pixels."""
     img = _to_8bit(img)
     if img.mode == "P":
         img = img.convert("RGBA") if "transparency" in img.info else img.convert("RGB")
@@ -150,20 +158,24 @@ def _flatten(img: Image.Image, background: tuple[int, int, int]) -> tuple[Image.
     grayscale = img.mode in ("1", "L", "LA")
     if img.mode in ("RGBA", "LA", "RGBa", "La", "PA"):
         rgba = img.convert("RGBA")
+        transparent = bool(np.asarray(rgba)[..., 3].min() < 255)
+        if alpha:
+            return rgba, grayscale, transparent
         base = Image.new("RGBA", rgba.size, background + (255,))
         img = Image.alpha_composite(base, rgba).convert("RGB")
         # A gray image on a coloured background is no longer gray.
-        grayscale = grayscale and background[0] == background[1] == background[2]
-    else:
-        img = img.convert("RGB")  # CMYK, YCbCr, L, 1 -> RGB
-    return img, grayscale
+        return img, grayscale and background[0] == background[1] == background[2], transparent
+    img = img.convert("RGB")  # CMYK, YCbCr, L, 1 -> RGB
+    return (img.convert("RGBA") if alpha else img), grayscale, False
 
 
 def _shape(img: Image.Image, settings: DecodeSettings, background: tuple[int, int, int]) -> Image.Image:
-    size = (settings.size, settings.size)
+    size = settings.shape
     if settings.fit == "pad":
-        return ImageOps.pad(img, size, Image.Resampling.LANCZOS, color=background)
-    # Resize the short side to the target, then take the centre (ImageOps.fit crops before resizing).
+        # Padding is transparent where transparency is kept, else the background colour.
+        fill = (0, 0, 0, 0) if img.mode == "RGBA" else background
+        return ImageOps.pad(img, size, Image.Resampling.LANCZOS, color=fill)
+    # Resize to cover the target, then take the centre (ImageOps.fit crops before resizing).
     return ImageOps.fit(img, size, Image.Resampling.LANCZOS, centering=(0.5, 0.5))
 
 
@@ -180,13 +192,18 @@ def _decoded_size_limit() -> Iterator[None]:
 
 
 def decode_file(path: str, settings: DecodeSettings) -> Decoded:
-    """Decode one file to (size, size, 3) uint8, or return the reason it cannot be used."""
-    background = parse_colour(settings.background)
+    """Decode one file to (height, width, 3 or 4) uint8, or return the reason it cannot be used."""
     try:
         with open(path, "rb") as f:
             data = f.read()
     except OSError as e:
         return Decoded(None, reason=f"unreadable: {e.strerror or e}")
+    return decode_bytes(data, settings)
+
+
+def decode_bytes(data: bytes, settings: DecodeSettings) -> Decoded:
+    """Decode one image file's bytes (from a folder or an archive); see ``decode_file``."""
+    background = parse_colour(settings.background)
     if not data:
         return Decoded(None, reason="empty file")
     digest = hashlib.sha1(data).hexdigest()
@@ -196,7 +213,7 @@ def decode_file(path: str, settings: DecodeSettings) -> Decoded:
             claimed = img.size
             if img.format == "JPEG" and isinstance(img, ImageFile.ImageFile):
                 # libjpeg decodes at 1/2, 1/4 or 1/8 scale when the photo is much larger than needed.
-                img.draft("RGB", (settings.size, settings.size))
+                img.draft("RGB", settings.shape)
             width, height = img.size
             needed = width * height * _BYTES_PER_PIXEL.get(img.mode, 4)
             if needed > MAX_DECODE_BYTES:
@@ -208,7 +225,7 @@ def decode_file(path: str, settings: DecodeSettings) -> Decoded:
                 )
             img.load()
             img = ImageOps.exif_transpose(img)
-            img, grayscale = _flatten(img, background)
+            img, grayscale, transparent = _flatten(img, background, settings.alpha)
     except UnidentifiedImageError:
         return Decoded(None, digest=digest, reason="not an image (unrecognised format)")
     except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError) as e:
@@ -217,11 +234,11 @@ def decode_file(path: str, settings: DecodeSettings) -> Decoded:
         return Decoded(None, digest=digest, reason=reason)
     except MemoryError:
         return Decoded(None, digest=digest, reason="decompression bomb (ran out of memory decoding it)")
-    short = min(img.size)
-    if short < settings.min_size:
+    if min(img.size) < settings.min_size:
         return Decoded(None, digest=digest, reason=f"too small ({img.size[0]}x{img.size[1]})")
-    upscaled = short < settings.size
+    width, height = settings.shape
+    upscaled = img.size[0] < width or img.size[1] < height
     pixels = np.asarray(_shape(img, settings, background), dtype=np.uint8)
     # Palette and RGB files are often gray in practice; an exactly gray picture counts as gray.
     grayscale = grayscale or bool((pixels[..., 0] == pixels[..., 1]).all() and (pixels[..., 1] == pixels[..., 2]).all())
-    return Decoded(pixels, grayscale=grayscale, upscaled=upscaled, digest=digest)
+    return Decoded(pixels, grayscale=grayscale, upscaled=upscaled, digest=digest, transparent=transparent)

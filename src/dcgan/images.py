@@ -50,8 +50,22 @@ def to_gray(rgb: np.ndarray) -> np.ndarray:
 
 
 def to_pil(pixels: np.ndarray) -> Image.Image:
-    """(H, W, C) uint8 -> a PIL image (L for one channel, RGB for three)."""
-    return Image.fromarray(pixels[..., 0], "L") if pixels.shape[-1] == 1 else Image.fromarray(pixels, "RGB")
+    """(H, W, C) uint8 -> a PIL image (L for one channel, RGB for three, RGBA for four)."""
+    channels = pixels.shape[-1]
+    if channels == 1:
+        return Image.fromarray(pixels[..., 0], "L")
+    return Image.fromarray(np.ascontiguousarray(pixels), "RGBA" if channels == 4 else "RGB")
+
+
+def on_checkerboard(image: Image.Image, square: int = 8) -> Image.Image:
+    """An RGBA picture over a light checkerboard, as image editors show transparency; others unchanged."""
+    if image.mode != "RGBA":
+        return image.convert("RGB")
+    w, h = image.size
+    yy, xx = np.mgrid[0:h, 0:w]
+    board = np.where(((yy // square) + (xx // square)) % 2 == 0, 235, 200).astype(np.uint8)
+    base = Image.fromarray(np.stack([board] * 3 + [np.full_like(board, 255)], axis=-1), "RGBA")
+    return Image.alpha_composite(base, image).convert("RGB")
 
 
 def label_scale(size: int) -> int:
@@ -86,9 +100,10 @@ def make_grid(
         r, col = divmod(i, columns)
         x = padding + col * (tile_w + padding)
         y = padding + r * (tile_h + padding + label_h)
-        tile = to_pil(pixels[i]).convert("RGB")
+        tile = to_pil(pixels[i])
         if scale != 1:
             tile = tile.resize((tile_w, tile_h), Image.Resampling.NEAREST)
+        tile = on_checkerboard(tile, square=max(4, 4 * scale))
         grid.paste(tile, (x, y + label_h))
         if labels:
             draw.text((x + 1, y), labels[i], fill=(230, 230, 230))

@@ -6,8 +6,8 @@ G's output and D's input, ReLU in G with tanh (or sigmoid) on the output, LeakyR
 weights drawn from N(0, 0.02). D returns logits: the sigmoid lives in the loss, where it is safe
 under autocast.
 
-Sizes: G starts from a 4x4 map (7x7 for 28, so MNIST-style data trains at its native size) and
-doubles until it reaches the image size; D mirrors it.
+Sizes: G starts from a 4x4 map (7x7 for 28, so MNIST-style data trains at its native size; a small
+rectangle such as 4x3 for 64x48) and doubles until it reaches the image size; D mirrors it.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .config import ModelSpec, num_stages, start_size
+from .config import ModelSpec, first_map
 
 
 def _widths(width: int, max_mult: int, stages: int) -> list[int]:
@@ -59,9 +59,8 @@ class Generator(nn.Module):
         self.num_classes = config.num_classes
         concat = config.num_classes > 0 and config.class_input == "concat"
         conditional_norm = config.num_classes > 0 and config.class_input == "cbn"
-        stages = num_stages(config.image_size)
+        first_w, first_h, stages = first_map(config.image_size)
         widths = _widths(config.g_width, config.max_width_mult, stages)[::-1]  # deepest first
-        first = start_size(config.image_size)
 
         def norm(width: int) -> nn.Module:
             return ConditionalBatchNorm2d(width, config.num_classes) if conditional_norm else nn.BatchNorm2d(width)
@@ -69,7 +68,7 @@ class Generator(nn.Module):
         inputs = config.latent_dim + (CLASS_EMBEDDING if concat else 0)
         layers: list[nn.Module] = [
             # A transposed conv from a 1x1 "image" is the paper's projection of z to the first map.
-            nn.ConvTranspose2d(inputs, widths[0], first, 1, 0, bias=False),
+            nn.ConvTranspose2d(inputs, widths[0], (first_h, first_w), 1, 0, bias=False),
             norm(widths[0]),
             nn.ReLU(inplace=True),
         ]
@@ -104,7 +103,7 @@ class Discriminator(nn.Module):
 
     def __init__(self, config: ModelSpec) -> None:
         super().__init__()
-        stages = num_stages(config.image_size)
+        last_w, last_h, stages = first_map(config.image_size)
         widths = _widths(config.d_width, config.max_width_mult, stages)
         # Input layer: no batch norm (the paper's guideline).
         layers: list[nn.Module] = [
@@ -116,10 +115,9 @@ class Discriminator(nn.Module):
             norm = nn.Identity() if config.spectral_norm else nn.BatchNorm2d(c_out)
             layers += [nn.Conv2d(c_in, c_out, 4, 2, 1, bias=False), norm, nn.LeakyReLU(0.2, True)]
         self.features = nn.Sequential(*layers)
-        last = start_size(config.image_size)
         if config.d_head == "conv":
             # The tutorial's code: one convolution over the whole last map gives one logit.
-            self.head = nn.Conv2d(widths[-1], 1, last, 1, 0, bias=False)
+            self.head = nn.Conv2d(widths[-1], 1, (last_h, last_w), 1, 0, bias=False)
         else:
             # The tutorial's text: global average pooling, no fully connected layer. A 1x1 conv then the
             # spatial mean equals pooling then a linear map, and keeps D fully convolutional.

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from .config import SUPPORTED_SIZES, DataConfig, Device
+from .config import DataConfig, Device, check_size
 from .images import check_image_suffix
 from .schema import REQUIRED, ConfigError, check, setting
 from .seeds import MAX_SEEDS, ExpressionError, Term, parse_expression, parse_seeds, parse_stops
@@ -23,6 +23,9 @@ MAX_FRAMES = 5000  # frames in one walk
 MAX_EXPRESSION_SEEDS = 10_000  # seeds one arithmetic expression may average over
 WALK_SUFFIXES = (".gif", ".mp4", ".png")
 THREADS_HELP = "CPU threads for PyTorch's operators (default: one per core; fewer on a busy machine)"
+
+
+DATA_HELP = "folder of images (searched recursively), or a zip or tar archive of them"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -200,14 +203,17 @@ class ArithmeticOptions:
 class PrepareOptions:
     """``dcgan prepare``: decode and cache a folder ahead of training."""
 
-    data_dir: str = setting(REQUIRED, "folder of images (searched recursively)", positional=True, metavar="DATA_DIR")
+    data_dir: str = setting(REQUIRED, DATA_HELP, positional=True, metavar="DATA_DIR")
     report: str | None = setting(None, "also write the data report (JSON) here")
-    image_size: int = setting(64, "square image size in pixels", choices=SUPPORTED_SIZES)
-    channels: int | None = setting(None, "image channels (1 or 3); default: taken from the data", choices=(1, 3))
+    image_size: int | str = setting(64, "image size: 16, 28, 32, 64, 128 or 256, or WIDTHxHEIGHT (64x48)")
+    channels: int | None = setting(
+        None, "image channels (1, 3, or 4 to keep transparency); default: taken from the data", choices=(1, 3, 4)
+    )
     data: DataConfig = field(default_factory=DataConfig)
 
     def __post_init__(self) -> None:
         check(self)
+        object.__setattr__(self, "image_size", check_size(self.image_size))
 
 
 INCEPTION_HELP = (
@@ -288,7 +294,7 @@ class NearestOptions:
 class TrainTarget:
     """``dcgan train``'s own arguments; the training settings themselves are ``config.TrainConfig``."""
 
-    data_dir: str = setting(REQUIRED, "folder of images (searched recursively)", positional=True, metavar="DATA_DIR")
+    data_dir: str = setting(REQUIRED, DATA_HELP, positional=True, metavar="DATA_DIR")
     out: str = setting(REQUIRED, "run folder for checkpoints, samples and logs", metavar="RUN_DIR")
     resume: bool = setting(
         False, "continue from the latest checkpoint in RUN_DIR, with its settings (flags given now override them)"

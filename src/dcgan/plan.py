@@ -162,8 +162,8 @@ def resolve(request: TrainConfig, data: DataFacts, machine: Machine) -> RunPlan:
     blocks = num_stages(model.image_size)
     if request.freeze_d > blocks:
         raise ConfigError(
-            f"--freeze-d {request.freeze_d}: D has {blocks} blocks at {model.image_size}x"
-            f"{model.image_size}; freeze at most {blocks - 1} to leave some to train"
+            f"--freeze-d {request.freeze_d}: D has {blocks} blocks at {model.width}x{model.height}; freeze at "
+            f"most {blocks - 1} to leave some to train"
         )
     # With alternate updates a G step follows every second batch (the tutorial's schedule).
     batches = max(1, n // batch)
@@ -299,7 +299,7 @@ def describe(plan: RunPlan, images_per_sec: float | None = None, where: str | No
         else "until the time budget is spent"
     )
     lines = [
-        f"data:      {plan.images:,} images, {m.channels} channel(s), {m.image_size}x{m.image_size}",
+        f"data:      {plan.images:,} images, {m.channels} channel(s), {m.width}x{m.height}",
         f"device:    {where or plan.device}"
         + (f", {plan.threads} thread(s)" if plan.device == "cpu" else "")
         + f", {'bf16 autocast' if plan.amp else 'fp32'}"

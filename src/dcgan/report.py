@@ -67,7 +67,7 @@ def write_report(run_dir: str | os.PathLike, nearest_real: str | os.PathLike | N
         classes = report.get("classes")
         parts.append(
             f"<h2>Data</h2><p>{report['used']} image(s) used of {report['image_files']}; {report['channels']} "
-            f"channel(s), {report['image_size']}x{report['image_size']}</p>"
+            f"channel(s), {report['width']}x{report['height']}</p>"
             + (f"<p>Classes: {html.escape(', '.join(f'{k} {v}' for k, v in classes.items()))}</p>" if classes else "")
             + (
                 f"<table><tr><th>skipped</th><th>why</th></tr>{skipped}</table>"

@@ -118,6 +118,8 @@ def prepare_run(
     if dist.local_rank == 0:
         barrier(dist)
     say(summary_line(data.report))
+    if request.model.channels == 4 and not data.report.get("transparent"):
+        say("warning: --channels 4 keeps transparency, but no picture here has any: training on opaque RGBA")
     if others is not None:
         hint = busy_cores_hint(others.cores(), os.cpu_count() or 1, torch.get_num_threads())
         if hint:
@@ -433,7 +435,8 @@ class Trainer:
         started = time.monotonic()
         pixels = generate(self.sampling_generator(), self.fixed_z, self.plan.model.output, self.fixed_classes)
         # Small images are shown enlarged (nearest neighbour) so a grid is readable at a glance.
-        grid = make_grid(pixels, self.grid_columns, scale=max(1, 64 // self.plan.model.image_size))
+        model = self.plan.model
+        grid = make_grid(pixels, self.grid_columns, scale=max(1, 64 // min(model.width, model.height)))
         save_image(grid, path, "samples")
         self._costs["samples"] = time.monotonic() - started
         warning = self.monitor.on_grid(self.step, pixels)
@@ -651,7 +654,7 @@ class Trainer:
             length += f" (from step {self.step:,} to {plan.steps:,})" if plan.steps < UNTIL_TIME else ""
         budget = f", at most {format_duration(plan.time_budget)}" if plan.time_budget else ""
         self.say(
-            f"training {length}{budget} on {where} (batch {plan.batch_size}, {plan.model.image_size}px, "
+            f"training {length}{budget} on {where} (batch {plan.batch_size}, {plan.model.width}x{plan.model.height}px, "
             f"{plan.model.channels} channel(s), loss {plan.loss}, amp {'bf16' if plan.amp else 'off'}) "
             f"-> {self.folder.path}"
         )

@@ -112,7 +112,11 @@ class InceptionFeatures:
         with torch.inference_mode():
             for start in range(0, len(images), self.batch_size):
                 batch = torch.from_numpy(np.array(images[start : start + self.batch_size]))  # a writable copy
-                x = batch.to(self.device).permute(0, 3, 1, 2).float() / 128.0 - 1.0  # (B, C, H, W) in [-1, 1)
+                x = batch.to(self.device).permute(0, 3, 1, 2).float()
+                if x.shape[1] == 4:  # transparent pixels are seen on white, the default --background
+                    alpha = x[:, 3:] / 255.0
+                    x = x[:, :3] * alpha + 255.0 * (1.0 - alpha)
+                x = x / 128.0 - 1.0  # (B, C, H, W) in [-1, 1)
                 if x.shape[1] == 1:
                     x = x.expand(-1, 3, -1, -1)
                 if tuple(x.shape[-2:]) != (INCEPTION_SIZE, INCEPTION_SIZE):
