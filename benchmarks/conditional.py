@@ -61,9 +61,10 @@ def as_input(images: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(images.reshape(len(images), 1, 28, 28).astype(np.float32) / 255.0)
 
 
-def train_classifier(work: Path, epochs: int = 4) -> tuple[Classifier, float]:
-    """The fidelity judge, trained once (seed 0) and kept; its accuracy on the test set."""
-    path = work / "classifier.pt"
+def train_classifier(work: Path, epochs: int = 10) -> tuple[Classifier, float]:
+    """The fidelity judge, trained once (seed 0) and kept; its accuracy on the test set (4 epochs gave 89.9%,
+    under the 90% the fidelity score asks of it)."""
+    path = work / f"classifier-{epochs}-epochs.pt"
     net = Classifier()
     x_test = as_input(read_idx_images(DATA / TEST_FILE))
     y_test = torch.from_numpy(read_idx_labels(DATA / TEST_LABELS).astype(np.int64))
@@ -110,6 +111,8 @@ def main() -> None:
     print(f"CPU: {os.cpu_count()} cores ({kind}); {args.steps} steps at batch {args.batch_size}", flush=True)
     judge, judge_accuracy = train_classifier(work)
     print(f"classifier: {judge_accuracy:.2%} on the 10,000 test images", flush=True)
+    if judge_accuracy < 0.9:
+        print("warning: the classifier is under 90% on the test set; class fidelity below is a weak measure")
     extractor = metrics.InceptionFeatures(device="cpu")
     for class_input in args.class_input.split(","):
         run = work / f"{class_input}-seed{args.seed}-steps{args.steps}"

@@ -132,6 +132,12 @@ def main() -> None:
     parser.add_argument("--work", default=str(ROOT / "runs" / "first-run"))
     parser.add_argument("--score-only", action="store_true", help="score the runs already trained")
     parser.add_argument("--grids", default=None, help="also copy the grids into this folder (e.g. docs/images)")
+    parser.add_argument(
+        "--only",
+        default=None,
+        help="with --score-only: score just these run folders (e.g. dcgan-10m,dcgan-30m) and keep the other rows "
+        "of scores.json",
+    )
     args = parser.parse_args()
     work = Path(args.work)
     folder = build_folder(work / "emoji")
@@ -159,8 +165,13 @@ def main() -> None:
     os.environ["DCGAN_CACHE"] = str(cache)
     extractor = metrics.InceptionFeatures(device="cpu")
     real = metrics.folder_features(folder, extractor, 64).features
+    previous = {r["run"]: r for r in json.loads((work / "scores.json").read_text())} if args.only else {}
+    only = set(args.only.split(",")) if args.only else None
     rows = []
     for name, path in runs:
+        if only is not None and path.name not in only and name in previous:
+            rows.append(previous[name])
+            continue
         scorer = score_example if name.startswith("example") else score_dcgan
         result, images = scorer(path, real, extractor, args.n)
         save_image(make_grid(images[:64]), work / f"{path.name}-grid.png")
@@ -180,6 +191,8 @@ def main() -> None:
     (work / "scores.json").write_text(json.dumps(rows, indent=1))
     if args.grids:
         for _, path in runs:
+            if only is not None and path.name not in only:
+                continue
             (Path(args.grids) / f"first-run-{path.name}.png").write_bytes((work / f"{path.name}-grid.png").read_bytes())
 
 

@@ -19,6 +19,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+REPORT_HEIGHT = 1600  # pixels of report.html kept in report.png
 ARGS = ["--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking", "--disable-sync"]
 
 
@@ -87,12 +88,16 @@ def main() -> None:
             if report.exists():
                 page.goto(report.resolve().as_uri())
                 page.wait_for_load_state("load")
-                page.screenshot(path=str(args.out / "report.png"), full_page=True)
+                # The top of the page (settings, data, grids over time, curves): the whole page is several MB.
+                top = {"x": 0, "y": 0, "width": 1280, "height": REPORT_HEIGHT}
+                page.screenshot(path=str(args.out / "report.png"), full_page=True, clip=top)
             browser.close()
     finally:
         server.terminate()
         server.wait(timeout=30)
-    print(f"wrote {', '.join(sorted(p.name for p in args.out.glob('serve-*.png')))} to {args.out}")
+    names = ["serve-training.png", "serve-explore.png"]
+    names += ["report.png"] if (args.run / "report.html").exists() else []
+    print(f"wrote {', '.join(names)} to {args.out}")
 
 
 if __name__ == "__main__":

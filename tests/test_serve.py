@@ -108,3 +108,22 @@ def test_report_html_is_one_self_contained_file(run):
     page = (run / "report.html").read_text()  # training wrote it at the end
     assert "data:image/png;base64," in page and "http://" not in page and "https://" not in page
     assert "<script" not in page and "broken.png" in page and "step 4" in page
+
+
+def test_a_data_report_from_before_rectangles_still_shows_its_size(run, tmp_path):
+    import json
+    import shutil
+
+    from dcgan.report import write_report
+
+    old = tmp_path / "old"
+    shutil.copytree(run, old)
+    report = json.loads((old / "data_report.json").read_text())
+    size = report.pop("width")
+    del report["height"]
+    report["image_size"] = size  # how data_report.json named the size before rectangular runs
+    (old / "data_report.json").write_text(json.dumps(report))
+    state = TestClient(create_app(old)).get("/api/run").json()
+    assert (state["report"]["width"], state["report"]["height"]) == (size, size)
+    page = write_report(old).read_text()
+    assert f"{size}x{size}" in page

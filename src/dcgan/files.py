@@ -72,6 +72,14 @@ def read_json(path: str | os.PathLike) -> Any:
         return json.load(f)
 
 
+def read_json_or_none(path: str | os.PathLike) -> Any:
+    """A JSON file, or None when it is missing or unreadable (a file another process is still writing)."""
+    try:
+        return read_json(path)
+    except (OSError, ValueError):
+        return None
+
+
 def printable(name: str) -> str:
     """A path for messages: undecodable bytes shown as \\xNN instead of failing to print."""
     return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")

@@ -15,7 +15,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .files import atomic_write, read_json
+from .files import atomic_write, read_json_or_none
 from .runs import RunFolder
 
 MAX_GRIDS = 8
@@ -39,9 +39,9 @@ def _img(png: bytes, alt: str, pixelated: bool = True) -> str:
 def write_report(run_dir: str | os.PathLike, nearest_real: str | os.PathLike | None = None) -> Path:
     """Write RUN_DIR/report.html; with ``nearest_real`` (the training folder) add the copy check."""
     folder = RunFolder(Path(run_dir))
-    plan = _optional(folder.config) or {}
-    report = _optional(folder.report)
-    summary = _optional(folder.path / "summary.json")
+    plan = read_json_or_none(folder.config) or {}
+    report = folder.data_report()
+    summary = read_json_or_none(folder.path / "summary.json")
     parts = [f"<h1>{html.escape(folder.path.name)}</h1>"]
 
     if summary:
@@ -166,10 +166,3 @@ def _flat(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
         else:
             out[prefix + k] = v
     return out
-
-
-def _optional(path: Path) -> Any:
-    try:
-        return read_json(path)
-    except (OSError, ValueError):
-        return None

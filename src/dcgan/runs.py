@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import CheckpointError, UserError
-from .files import read_json, write_json
+from .files import read_json, read_json_or_none, write_json
 
 if TYPE_CHECKING:
     import torch
@@ -83,6 +83,16 @@ class RunFolder:
     @property
     def report(self) -> Path:
         return self.path / "data_report.json"
+
+    def data_report(self) -> dict | None:
+        """data_report.json, or None; a report written before rectangles (one ``image_size``) gets its
+        ``width`` and ``height``."""
+        report = read_json_or_none(self.report)
+        if not isinstance(report, dict):
+            return None
+        if "width" not in report and "image_size" in report:
+            report["width"] = report["height"] = report["image_size"]
+        return report
 
     @property
     def checkpoints(self) -> Path:

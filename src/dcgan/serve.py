@@ -26,7 +26,7 @@ from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Respon
 from starlette.routing import Route
 
 from .errors import UserError
-from .files import read_json
+from .files import read_json_or_none
 from .runs import RunFolder, resolve_checkpoint
 
 MAX_TILES = 64  # seeds one explore page shows
@@ -201,13 +201,7 @@ def run_summary(folder: RunFolder, explorer: Explorer) -> dict[str, Any]:
     """What the training view shows: the plan, the data report, the metrics so far, the grids, the status."""
     from .runlog import read_metrics
 
-    def optional_json(path: Path) -> Any:
-        try:
-            return read_json(path)
-        except (OSError, ValueError):
-            return None
-
-    plan = optional_json(folder.config)
+    plan = read_json_or_none(folder.config)
     rows = []
     if folder.metrics.is_file():
         for row in read_metrics(folder.metrics):
@@ -220,12 +214,12 @@ def run_summary(folder: RunFolder, explorer: Explorer) -> dict[str, Any]:
     eta = None
     if total and speed and plan:
         eta = max(0.0, (total - step) * plan["batch_size"] / speed)
-    summary = optional_json(folder.path / "summary.json")
+    summary = read_json_or_none(folder.path / "summary.json")
     return {
         "run": folder.path.name,
         "path": str(folder.path),
         "plan": plan,
-        "report": optional_json(folder.report),
+        "report": folder.data_report(),
         "metrics": rows,
         "samples": samples,
         "checkpoint": None if checkpoint is None else {"file": checkpoint.name},

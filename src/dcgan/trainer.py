@@ -758,8 +758,7 @@ def dry_run(
     continuing = folder.saved_plan() if resume and folder.config.exists() else None
     data, plan = prepare_run(data_dir, folder.path, config, dist, device, speak, continuing)
     rate = measure_speed(plan, data.images, device, data.labels)
-    n = torch.get_num_threads() if device.type == "cpu" else 0
-    return describe(plan, rate, where=f"cpu with {n} thread(s)" if n else str(device))
+    return describe(plan, rate, where=str(device))
 
 
 def measure_speed(
