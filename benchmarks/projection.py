@@ -33,6 +33,7 @@ from dcgan.config import DataConfig  # noqa: E402
 from dcgan.dataset import prepare_dataset  # noqa: E402
 from dcgan.devices import cpu_has_fast_bf16  # noqa: E402
 from dcgan.images import make_grid, save_image, to_model_range  # noqa: E402
+from dcgan.options import PROJECT_STEPS  # noqa: E402
 from dcgan.project import DiscriminatorFeatures, feature_distance, project, psnr  # noqa: E402
 from dcgan.runs import load_generator  # noqa: E402
 
@@ -62,7 +63,7 @@ def main() -> None:
     )
     parser.add_argument("--work", default=str(ROOT / "runs" / "projection"))
     parser.add_argument("--train-steps", type=int, default=5000)
-    parser.add_argument("--steps", type=int, default=300, help="projection steps per image")
+    parser.add_argument("--steps", type=int, default=PROJECT_STEPS, help="projection steps per image")
     parser.add_argument("--starts", type=int, default=4)
     parser.add_argument("-n", type=int, default=100, help="pictures per test")
     parser.add_argument("--seeds", type=int, default=1000, help="random seeds of the baseline")

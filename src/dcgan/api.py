@@ -29,6 +29,8 @@ from .files import check_output_dir
 from .images import label_scale, make_grid, save_image, to_pil
 from .options import (
     MAX_GRID,
+    PROJECT_STARTS,
+    PROJECT_STEPS,
     ArithmeticOptions,
     ArithmeticSpec,
     ExportOptions,
@@ -338,8 +340,8 @@ class TrainedGenerator:
     def project(
         self,
         pictures: np.ndarray | list[str],
-        steps: int = 300,
-        starts: int = 4,
+        steps: int = PROJECT_STEPS,
+        starts: int = PROJECT_STARTS,
         seed: int = 0,
         features: str = "discriminator",
         classes: str | int | None = None,

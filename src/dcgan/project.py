@@ -21,6 +21,7 @@ from torch import nn
 
 from .images import to_model_range, to_uint8
 from .models import Discriminator
+from .options import PROJECT_LR, PROJECT_STARTS, PROJECT_STEPS
 
 FEATURE_WEIGHT = 1.0
 PRIOR_WEIGHT = 1e-3
@@ -73,10 +74,10 @@ def project(
     targets: np.ndarray,
     output: str,
     features: DiscriminatorFeatures | None = None,
-    steps: int = 300,
-    starts: int = 4,
+    steps: int = PROJECT_STEPS,
+    starts: int = PROJECT_STARTS,
     seed: int = 0,
-    lr: float = 0.1,
+    lr: float = PROJECT_LR,
     feature_weight: float = FEATURE_WEIGHT,
     on_step: Callable[[int], None] | None = None,
     classes: torch.Tensor | None = None,
