@@ -88,7 +88,7 @@ def project(
     generator = generator.eval().requires_grad_(False)
     n = len(targets)
     latent_dim = int(generator.latent_dim)  # type: ignore[arg-type]
-    target = to_model_range(torch.from_numpy(np.ascontiguousarray(targets)).to(device), output)
+    target = to_model_range(torch.from_numpy(np.array(targets)).to(device), output)  # a copy: memmaps are read-only
     target = target.repeat_interleave(starts, dim=0)  # (N * starts, C, H, W): each start of image i
     wanted = features(target) if features is not None else None
     z0 = torch.randn(n * starts, latent_dim, generator=torch.Generator().manual_seed(seed)).to(device)
