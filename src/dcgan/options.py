@@ -329,7 +329,7 @@ class ExportOptions:
 
 # Projection's defaults, shared by the CLI, the Python API and project.project. Steps: the round trip of 25
 # Fashion-MNIST pictures G(z*) (4 starts, lr 0.1) reached a mean PSNR of 28.3 dB in 300 steps, 35.1 in 600
-# and 41.1 in 1,000 (BENCHMARKS.md, "Projection"): 600 is the first to pass 30 dB on every picture.
+# and 41.1 in 1,000 (BENCHMARKS.md, "Projection"): 600 is the shortest tried that passed 30 dB on every one.
 PROJECT_STEPS = 600
 PROJECT_STARTS = 4
 PROJECT_LR = 0.1
