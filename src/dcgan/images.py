@@ -49,6 +49,16 @@ def to_gray(rgb: np.ndarray) -> np.ndarray:
     return np.clip(np.rint(luma), 0, 255).astype(np.uint8)[..., None]
 
 
+def to_rgb(pixels: np.ndarray) -> np.ndarray:
+    """(..., H, W, C) uint8 as RGB: gray repeated, transparency seen on white (the default --background)."""
+    if pixels.shape[-1] == 1:
+        return np.repeat(pixels, 3, axis=-1)
+    if pixels.shape[-1] == 4:
+        alpha = pixels[..., 3:].astype(np.float32) / 255.0
+        return np.rint(pixels[..., :3] * alpha + 255.0 * (1.0 - alpha)).astype(np.uint8)
+    return pixels
+
+
 def to_pil(pixels: np.ndarray) -> Image.Image:
     """(H, W, C) uint8 -> a PIL image (L for one channel, RGB for three, RGBA for four)."""
     channels = pixels.shape[-1]

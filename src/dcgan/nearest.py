@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from .images import label_scale, make_grid, to_rgb
 from .metrics import Extractor, MetricsError, folder_features, generated_images
 
 
@@ -107,7 +108,6 @@ def nearest_real(
 
 def nearest_grid(result: NearestResult) -> Any:
     """One row per seed: the generated image, then its nearest real images, labelled by distance."""
-    from .images import label_scale, make_grid
 
     n, k = result.neighbours.shape[:2]
     rows = []
@@ -117,15 +117,5 @@ def nearest_grid(result: NearestResult) -> Any:
         rows.extend(result.neighbours[i])
         labels.append(f"seed {result.seeds[i]}")
         labels.extend(f"d={d:.3g}" for d in result.distances[i])
-    tiles = np.stack([_rgb(t) for t in rows])  # gray and transparent pictures beside colour ones
+    tiles = np.stack([to_rgb(t) for t in rows])  # gray and transparent pictures beside colour ones
     return make_grid(tiles, columns=k + 1, labels=labels, scale=label_scale(tiles.shape[1]))
-
-
-def _rgb(pixels: np.ndarray) -> np.ndarray:
-    """(H, W, C) uint8 as RGB: gray repeated, transparency on white."""
-    if pixels.shape[-1] == 1:
-        return np.repeat(pixels, 3, axis=-1)
-    if pixels.shape[-1] == 4:
-        alpha = pixels[..., 3:].astype(np.float32) / 255.0
-        return np.rint(pixels[..., :3] * alpha + 255.0 * (1.0 - alpha)).astype(np.uint8)
-    return pixels
