@@ -10,7 +10,8 @@ machine hits all of them alike):
   dcgan fast   dcgan.step on the uint8 images decoded once by the package's cache and held in memory,
                with the device's fast defaults (bf16 autocast + channels_last where the device runs
                them fast), EMA of G as the trainer keeps by default.
-  dcgan fp32   the same with amp off (and so channels_last off, as the trainer does with --no-amp).
+  dcgan fp32   the same in fp32 with the default layout (--no-amp --no-channels-last); where the fast
+               defaults are bf16, also fp32 + channels_last (what --no-amp gives on a CPU).
   (CUDA only)  dcgan fast at batch 128 and 1024, and both again with the whole step in one CUDA
                graph (--cuda-graphs).
 
@@ -18,12 +19,21 @@ Examples:
 
     .venv/bin/python benchmarks/throughput.py                          # CPU: synthetic 64x64 JPEGs
     .venv/bin/python benchmarks/throughput.py --seconds 20 --rounds 2  # shorter
+    .venv/bin/python benchmarks/throughput.py --isa avx2               # as on a CPU without AVX-512
     .venv/bin/python tools/idx_to_png.py /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz \\
         /tmp/fmnist --count 2048 && .venv/bin/python benchmarks/throughput.py --data /tmp/fmnist
     .venv/bin/python benchmarks/throughput.py --device cuda            # GPU: batch 128, plus 1024
 
 Warm-up steps are not timed. images/s counts every real image a contender trains on. A script that
 prints numbers, not a test: compare the ratios, which a busy machine disturbs less than the rates.
+
+Beside images/s, GFLOP/s: the floating-point operations of one training step counted from its layer
+shapes (torch.utils.flop_counter over one step of each dcgan contender; the baseline computes the same
+layers), times the rate; on a CPU also its share of the peak for that precision (see `cpu_peak`).
+
+--isa avx2 runs the whole benchmark as on a CPU without AVX-512: it restarts itself with oneDNN capped
+(ONEDNN_MAX_CPU_ISA=AVX2) and PyTorch's own kernels too (ATEN_CPU_CAPABILITY=avx2), so that dcgan's
+defaults see what such a CPU offers (fp32; no native bf16).
 """
 
 from __future__ import annotations
@@ -46,10 +56,11 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFilter
+from torch.utils.flop_counter import FlopCounterMode
 
 from dcgan.config import DataConfig, ModelConfig, model_spec
 from dcgan.dataset import EpochSampler, prepare_dataset
-from dcgan.devices import cpu_seconds, fast_defaults, resolve_device
+from dcgan.devices import cpu_has_fast_bf16, cpu_seconds, fast_defaults, resolve_device
 from dcgan.graphs import StepGraph
 from dcgan.models import build_models
 from dcgan.step import GanState, StepOptions, ema_beta_at, to_model_range, train_step
@@ -144,6 +155,49 @@ class DcganRunner:
         return []
 
 
+# --- operations and the machine's peak ----------------------------------------------------------------
+def step_flops(runner: BaselineRunner | DcganRunner) -> float:
+    """Floating-point operations of one training step per image, counted from the layer shapes (a
+    multiply-add counts 2) over one real step. dcgan's step: G forward, D forward and backward on real and
+    fake, D forward and backward to its input for G's update (D's weight gradients are not computed
+    there), G backward. The example's G update also computes D's weight gradients, and so counts more.
+    Element-wise work is not counted."""
+    with FlopCounterMode(display=False) as counter:
+        b = runner.step()
+    return counter.get_total_flops() / b
+
+
+def cpu_peak(amp: bool, threads: int) -> tuple[float, str]:
+    """(peak FLOP/s, how it was derived) for this CPU in fp32 (amp False) or bf16, for ``threads`` cores.
+
+    threads x clock x FLOP per cycle and core, where the clock is /proc/cpuinfo's "cpu MHz" (the nominal
+    clock a VM reports; turbo can run above it, so a share above 100% is possible) and FLOP per cycle is:
+    fp32 with two FMA units (Intel Xeon Scalable since Skylake, AMD Zen 2 and later): 2 units x 2 (multiply
+    and add) x lanes, with 16 fp32 lanes under AVX-512 and 8 under AVX2 (the ISA PyTorch dispatches to);
+    bf16 with AMX: 1,024 (one 16x16x32 TDPBF16PS tile product, 8,192 multiply-adds, every 16 cycles, as
+    Intel's optimisation manual gives for Sapphire Rapids); bf16 with AVX-512 BF16 only: 128 (VDPBF16PS,
+    32 multiply-adds per 512-bit instruction, two per cycle)."""
+    mhz = 0.0
+    flags = ""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            info = f.read()
+        flags = info
+        mhz = next(float(line.split(":", 1)[1]) for line in info.splitlines() if line.startswith("cpu MHz"))
+    except (OSError, StopIteration, ValueError):
+        pass
+    isa = torch.backends.cpu.get_cpu_capability()  # "AVX512", "AVX2", ... (ATEN_CPU_CAPABILITY caps it)
+    if amp and cpu_has_fast_bf16():
+        per_cycle, how = (1024, "AMX-BF16: 1,024") if "amx_bf16" in flags else (128, "AVX-512 BF16: 128")
+    else:
+        lanes = 16 if isa.startswith("AVX512") else 8 if isa.startswith("AVX2") else 4
+        per_cycle, how = 4 * lanes, f"fp32 {isa}: 2 FMA units x 2 x {lanes} lanes = {4 * lanes}"
+    if not mhz:
+        return float("nan"), "peak unknown (no cpu MHz in /proc/cpuinfo)"
+    peak = threads * mhz * 1e6 * per_cycle
+    return peak, f"{threads} core(s) x {mhz / 1000:.2f} GHz x {how} FLOP/cycle = {peak / 1e9:.0f} GFLOP/s"
+
+
 # --- measuring -------------------------------------------------------------------------------------------
 def _status_kib(pid: int | str, key: str) -> int:
     try:
@@ -180,6 +234,8 @@ class Contender:
     peak_rss_kib: int = 0
     worker_peak_kib: int = 0
     cuda_peak: int = 0
+    amp: bool = False  # bf16 autocast (for the peak it is compared with)
+    flops_per_image: float = float("nan")
 
     def run(self, device: torch.device, seconds: float | None, steps: int | None, timed: bool = True) -> None:
         """Run for `seconds` (or `steps` steps); timed runs add to the totals."""
@@ -277,11 +333,23 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default=None,
         help="torch intra-op threads for every contender (default: torch's own choice)",
     )
+    parser.add_argument(
+        "--isa",
+        choices=("native", "avx2"),
+        default="native",
+        help="avx2: run as on a CPU without AVX-512 (oneDNN and PyTorch kernels capped at AVX2; see above)",
+    )
     return parser.parse_args(argv)
+
+
+AVX2_ENV = {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    if args.isa == "avx2" and any(os.environ.get(k) != v for k, v in AVX2_ENV.items()):
+        # Both are read when PyTorch first dispatches, so the process restarts with them set.
+        os.execve(sys.executable, [sys.executable, __file__, *sys.argv[1:]], {**os.environ, **AVX2_ENV})
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
@@ -337,9 +405,19 @@ def main(argv: list[str] | None = None) -> None:
                 batch,
                 cudnn_benchmark=True,
             ),
-            Contender(fast_name, lambda: DcganRunner(images, size, batch, amp, channels_last, device), batch),
-            Contender("dcgan fp32 (amp off)", lambda: DcganRunner(images, size, batch, False, False, device), batch),
+            Contender(fast_name, lambda: DcganRunner(images, size, batch, amp, channels_last, device), batch, amp=amp),
+            Contender(
+                "dcgan fp32 (default layout)", lambda: DcganRunner(images, size, batch, False, False, device), batch
+            ),
         ]
+        if amp and device.type == "cpu":
+            contenders.append(
+                Contender(
+                    "dcgan fp32 + channels_last (--no-amp)",
+                    lambda: DcganRunner(images, size, batch, False, True, device),
+                    batch,
+                )
+            )
         if device.type == "cuda":
             contenders += [
                 Contender(f"{fast_name}", lambda b=b: DcganRunner(images, size, b, amp, channels_last, device), b)
@@ -354,7 +432,10 @@ def main(argv: list[str] | None = None) -> None:
                 )
                 for b in (128, 1024)
             ]
-        print(describe_device(device))
+        print(
+            describe_device(device)
+            + ("; --isa avx2: " + " ".join(f"{k}={v}" for k, v in AVX2_ENV.items()) if args.isa == "avx2" else "")
+        )
         print(
             f"image size {size}, batch {batch}, warm-up {args.warmup} step(s), then "
             + (f"{args.steps} timed steps" if args.steps else f"{args.seconds:g} timed s")
@@ -365,6 +446,7 @@ def main(argv: list[str] | None = None) -> None:
         startup_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # before the peak windows start
         for c in contenders:
             c.run(device, None, args.warmup, timed=False)
+            c.flops_per_image = step_flops(c.runner)
         rounds = max(1, args.rounds)
         wall0, (busy0, own0) = time.perf_counter(), cpu_seconds()
         for r in range(rounds):
@@ -389,8 +471,9 @@ def main(argv: list[str] | None = None) -> None:
         mem_head = "peak CUDA MiB" if device.type == "cuda" else "peak RSS MiB (workers)"
         print(
             f"\n{'contender':46} {'batch':>5} {'steps':>5} {'images/s':>9} {'median':>8} {'x base':>7} "
-            f"{'x base med':>10}  {mem_head}"
+            f"{'x base med':>10} {'GFLOP/s':>8} {'of peak':>7}  {mem_head}"
         )
+        peaks = {c.amp: cpu_peak(c.amp, torch.get_num_threads()) for c in contenders} if device.type == "cpu" else {}
         for c in contenders:
             mem = (
                 f"{c.cuda_peak / 2**20:.0f}"
@@ -400,17 +483,27 @@ def main(argv: list[str] | None = None) -> None:
             )
             print(
                 f"{c.name:46} {c.batch_size:>5} {len(c.step_rates):>5} {c.rate:>9.1f} {c.median_rate:>8.1f} "
-                f"{c.rate / base.rate:>7.2f} {c.median_rate / base.median_rate:>10.2f}  {mem}"
+                f"{c.rate / base.rate:>7.2f} {c.median_rate / base.median_rate:>10.2f} "
+                f"{c.rate * c.flops_per_image / 1e9:>8.1f} "
+                + (f"{c.rate * c.flops_per_image / peaks[c.amp][0]:>7.0%}" if peaks else f"{'':>7}")
+                + f"  {mem}"
             )
+        print(
+            f"\none step counts {contenders[1].flops_per_image / 1e9:.2f} GFLOP per image in dcgan, "
+            f"{base.flops_per_image / 1e9:.2f} in the baseline (layer shapes; multiply-add = 2)"
+        )
+        for amp_on, (_, how) in peaks.items():
+            print(f"peak {'bf16' if amp_on else 'fp32'}: {how}")
         fast = contenders[1]
         print(
             f"\nratio {fast.name} / baseline: {fast.rate / base.rate:.2f}x "
             f"(median step: {fast.median_rate / base.median_rate:.2f}x)"
         )
-        print(
-            f"ratio dcgan fp32 / baseline: {contenders[2].rate / base.rate:.2f}x "
-            f"(median step: {contenders[2].median_rate / base.median_rate:.2f}x)"
-        )
+        for c in contenders[2:4]:
+            print(
+                f"ratio {c.name} / baseline: {c.rate / base.rate:.2f}x "
+                f"(median step: {c.median_rate / base.median_rate:.2f}x)"
+            )
         self_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         child_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
         print(

@@ -1,5 +1,6 @@
 """The busy-machine thread hint and the thread-count context."""
 
+import os
 import subprocess
 import sys
 import time
@@ -57,3 +58,24 @@ def test_others_busy_waits_only_for_what_is_left_of_the_window(monkeypatch):
     monkeypatch.setattr("dcgan.devices.time.sleep", waits.append)
     others.cores(0.25)
     assert waits == [0.0]
+
+
+def test_fast_bf16_follows_the_cpu_and_a_capped_onednn():
+    """An ISA capped at AVX2 (what --isa avx2 emulates, and what a CPU without AVX-512 has) computes bf16
+    slowly, so the defaults must fall back to fp32 there even on a CPU whose flags list AVX-512 BF16."""
+    code = "from dcgan.devices import cpu_has_fast_bf16, fast_defaults; import torch; " + (
+        "print(cpu_has_fast_bf16(), fast_defaults(torch.device('cpu')))"
+    )
+    capped = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, "ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert capped.stdout.split() == ["False", "(False,", "True)"]  # fp32, channels-last (faster in fp32 too)
+    with open("/proc/cpuinfo", encoding="utf-8") as f:
+        flags = f.read()
+    native = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    has_bf16 = "avx512_bf16" in flags or "amx_bf16" in flags
+    assert native.stdout.split() == [str(has_bf16), f"({has_bf16},", "True)"]

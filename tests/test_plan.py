@@ -40,7 +40,7 @@ def plan_for(overrides=None, images=1000, channels=3, machine=CPU, preset=None):
 
 def test_small_folder_gets_augmentation_adaptive_p_narrow_networks_and_says_so():
     plan = plan_for(images=500)
-    assert plan.augment == "diffaugment" and plan.augment_adaptive and plan.augment_p == 0.0
+    assert plan.augment == "diffaugment" and plan.augment_adaptive and plan.augment_p == 1.0
     assert plan.model.g_width == plan.model.d_width == 32 and plan.model.channels == 3
     assert any("DiffAugment on with adaptive p" in n for n in plan.notes)
     assert any("width 32" in n for n in plan.notes)
@@ -53,11 +53,14 @@ def test_small_folder_gets_augmentation_adaptive_p_narrow_networks_and_says_so()
 def test_batch_shrinks_to_a_tiny_folder_and_precision_follows_the_machine():
     plan = plan_for(images=20)
     assert plan.batch_size == 20 and any("fewer than --batch-size 128" in n for n in plan.notes)
-    assert not plan.amp and not plan.channels_last
+    assert not plan.amp and plan.channels_last  # fp32 on a CPU: channels-last is faster with oneDNN too
     fast = plan_for(machine=BF16_CPU)
     assert fast.amp and fast.channels_last
     assert not plan_for({"amp": False}, machine=BF16_CPU).amp
-    assert plan_for({"channels_last": True}).channels_last and not plan_for({"channels_last": True}).amp
+    assert not plan_for({"channels_last": False}).channels_last
+    gpu = Machine(device="cuda", fast_bf16=False, threads=2)
+    assert not plan_for(machine=gpu).channels_last  # fp32 on a GPU keeps the default layout
+    assert plan_for(machine=Machine(device="cuda", fast_bf16=True, threads=2)).channels_last
     assert plan.threads == 2 and plan_for({"threads": 1}).threads == 1
 
 

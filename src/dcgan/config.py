@@ -355,7 +355,9 @@ class TrainConfig:
     keep: int = setting(3, "how many recent checkpoints to keep", low=1, high=100000)
     grid_size: int = setting(64, "images in each progress grid", low=1, high=1024)
     amp: bool | None = setting(None, "bfloat16 autocast; default: on where the device runs it fast")
-    channels_last: bool | None = setting(None, "channels-last memory layout; default: on with --amp")
+    channels_last: bool | None = setting(
+        None, "channels-last memory layout; default: on for CPUs, and on GPUs with --amp"
+    )
     cuda_graphs: bool = setting(
         False,
         "capture the whole D+G step in one CUDA graph and replay it (launch-bound "
@@ -373,7 +375,7 @@ class TrainConfig:
     augment_p: float | Auto = setting(
         "auto",
         "probability of each transform: a number in [0, 1], or 'auto' to "
-        "adapt it to D's overfitting (StyleGAN2-ADA's heuristic)",
+        "adapt it to D's overfitting (StyleGAN2-ADA's heuristic, starting from 1)",
         low=0,
         high=1,
     )

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import torch
 
 from .errors import UserError
-from .plan import Machine
+from .plan import Machine, fast_layout
 
 
 class DeviceError(UserError):
@@ -35,13 +35,21 @@ def resolve_device(name: str) -> torch.device:
 
 
 def cpu_has_fast_bf16() -> bool:
-    """True when the CPU computes bfloat16 natively (AVX-512 BF16 or AMX); elsewhere bf16 is emulated and slow."""
+    """True when the CPU computes bfloat16 natively (AVX-512 BF16 or AMX) and oneDNN may use it; elsewhere
+    bf16 is emulated and slow.
+
+    oneDNN's own check follows ``ONEDNN_MAX_CPU_ISA``: with the ISA capped at AVX2 (as a CPU without AVX-512
+    is, and as ``benchmarks/throughput.py --isa avx2`` emulates one) dcgan's bf16 step ran 2.2 images/s
+    against 35 in fp32 on this project's 2-core Xeon (BENCHMARKS.md, "fp32 on CPUs without AVX-512 BF16")."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
             flags = f.read()
     except OSError:
         return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
+    if "avx512_bf16" not in flags and "amx_bf16" not in flags:
+        return False
+    onednn_check = getattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", None)
+    return bool(onednn_check()) if onednn_check is not None else True
 
 
 def cpu_model() -> str:
@@ -71,8 +79,9 @@ def machine(device: torch.device, processes: int = 1) -> Machine:
 
 def fast_defaults(device: torch.device) -> tuple[bool, bool]:
     """(amp, channels_last) that run fastest on this device without costing quality (as a plan decides them)."""
-    fast = machine(device).fast_bf16 and device.type in ("cpu", "cuda")
-    return fast, fast
+    m = machine(device)
+    amp = m.fast_bf16 and device.type in ("cpu", "cuda")
+    return amp, fast_layout(m, amp)
 
 
 def busy_cores_hint(busy: float, cores: int, threads: int) -> str | None:
