@@ -21,7 +21,6 @@ Examples:
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import time
@@ -29,7 +28,7 @@ from collections.abc import Callable
 
 import torch
 
-from throughput import AVX2_ENV, DcganRunner, describe_device
+from throughput import AVX2_ENV, DcganRunner, describe_device, run_as_isa
 
 Candidate = Callable[[torch.Tensor], DcganRunner]
 
@@ -60,8 +59,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--compile", action="store_true", help="add the torch.compile candidate")
     parser.add_argument("--isa", choices=("native", "avx2"), default="native")
     args = parser.parse_args(argv)
-    if args.isa == "avx2" and any(os.environ.get(k) != v for k, v in AVX2_ENV.items()):
-        os.execve(sys.executable, [sys.executable, __file__, *sys.argv[1:]], {**os.environ, **AVX2_ENV})
+    run_as_isa(args.isa, __file__)
 
     torch.manual_seed(0)
     images = torch.randint(0, 256, (1024, 64, 64, 3), dtype=torch.uint8)

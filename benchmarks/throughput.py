@@ -345,11 +345,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 AVX2_ENV = {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}
 
 
+def run_as_isa(isa: str, script: str) -> None:
+    """With isa "avx2", restart ``script`` (this process's arguments) with both caps set, unless they are:
+    both are read when PyTorch first dispatches, so they cannot be set from inside a running process."""
+    if isa == "avx2" and any(os.environ.get(k) != v for k, v in AVX2_ENV.items()):
+        os.execve(sys.executable, [sys.executable, script, *sys.argv[1:]], {**os.environ, **AVX2_ENV})
+
+
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    if args.isa == "avx2" and any(os.environ.get(k) != v for k, v in AVX2_ENV.items()):
-        # Both are read when PyTorch first dispatches, so the process restarts with them set.
-        os.execve(sys.executable, [sys.executable, __file__, *sys.argv[1:]], {**os.environ, **AVX2_ENV})
+    run_as_isa(args.isa, __file__)
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)

@@ -42,8 +42,8 @@ MAX_GRIDS = 200  # ... and not many more than this in a whole run
 SHORT_RUN_KIMG = 100  # under this many images shown, a DCGAN has not learned shapes yet: warn
 UNTIL_TIME = 10**9  # the step count of a run that --time alone ends
 # Adaptive p starts at 1 (DiffAugment as published) and comes down only when D shows it does not overfit:
-# on a 861-image folder in 10 minutes, starting at 0 gave FID 220.1 (p reached 1 after ~1,000 steps
-# anyway) and starting at 1 gave 192.0 (BENCHMARKS.md, "A user's first run").
+# on an 861-image folder in 10 minutes, starting at 0 gave FID 220.1 (p reached 1 after ~1,000 steps
+# anyway), starting at 1 gave 187.9 and a fixed p = 1 192.0 (BENCHMARKS.md, "A user's first run").
 ADAPTIVE_START_P = 1.0
 
 
@@ -68,7 +68,7 @@ class Machine:
 
 def fast_layout(machine: Machine, amp: bool) -> bool:
     """Channels-last by default: on a CPU always (oneDNN's convolutions run faster in that layout in fp32 as
-    in bf16: 1.19x in fp32 with AVX-512 and 1.10x capped at AVX2, interleaved in one process, BENCHMARKS.md
+    in bf16: 1.13-1.19x in fp32 with AVX-512 and 1.04-1.10x capped at AVX2, interleaved in one process, BENCHMARKS.md
     "fp32 on CPUs without AVX-512 BF16"), on a GPU with bf16 autocast (tensor cores want it), elsewhere not."""
     return machine.device == "cpu" or (machine.device == "cuda" and amp)
 
