@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import torch
 
 from .errors import UserError
-from .plan import Machine, fast_layout
+from .plan import Machine, fast_amp, fast_layout
 
 
 class DeviceError(UserError):
@@ -80,7 +80,7 @@ def machine(device: torch.device, processes: int = 1) -> Machine:
 def fast_defaults(device: torch.device) -> tuple[bool, bool]:
     """(amp, channels_last) that run fastest on this device without costing quality (as a plan decides them)."""
     m = machine(device)
-    amp = m.fast_bf16 and device.type in ("cpu", "cuda")
+    amp = fast_amp(m)
     return amp, fast_layout(m, amp)
 
 

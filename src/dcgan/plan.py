@@ -66,6 +66,11 @@ class Machine:
     processes: int = 1  # torchrun ranks
 
 
+def fast_amp(machine: Machine) -> bool:
+    """bf16 autocast by default where the device computes bf16 natively (CPU or CUDA), elsewhere not."""
+    return machine.fast_bf16 and machine.device in ("cpu", "cuda")
+
+
 def fast_layout(machine: Machine, amp: bool) -> bool:
     """Channels-last by default: on a CPU always (oneDNN's convolutions run faster in that layout in fp32 as
     in bf16: 1.13-1.19x in fp32 with AVX-512 and 1.04-1.10x capped at AVX2, interleaved in one process, BENCHMARKS.md
@@ -202,7 +207,7 @@ def resolve(request: TrainConfig, data: DataFacts, machine: Machine) -> RunPlan:
         sample_every = per_epoch * epochs_apart
         if steps < UNTIL_TIME:
             sample_every *= max(1, math.ceil(steps / MAX_GRIDS / sample_every))
-    amp = (machine.fast_bf16 if machine.device in ("cpu", "cuda") else False) if request.amp is None else request.amp
+    amp = fast_amp(machine) if request.amp is None else request.amp
     channels_last = fast_layout(machine, amp) if request.channels_last is None else request.channels_last
     adaptive = request.augment_p == "auto"
     return RunPlan(
