@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import dcgan  # noqa: E402
 from dcgan import metrics  # noqa: E402
-from dcgan.devices import cpu_has_fast_bf16  # noqa: E402
+from dcgan.devices import cpu_kind  # noqa: E402
 from dcgan.images import save_image  # noqa: E402
 
 from fashion_mnist import DATA, TEST_FILE, TRAIN_FILE  # noqa: E402
@@ -107,8 +107,8 @@ def main() -> None:
     for split, images, labels in (("train", TRAIN_FILE, TRAIN_LABELS), ("test", TEST_FILE, TEST_LABELS)):
         if not (work / split / NAMES[-1]).is_dir():
             export_by_class(DATA / images, DATA / labels, work / split, NAMES)
-    kind = "AVX-512 BF16" if cpu_has_fast_bf16() else "AVX2 or less"
-    print(f"CPU: {os.cpu_count()} cores ({kind}); {args.steps} steps at batch {args.batch_size}", flush=True)
+    kind = cpu_kind()
+    print(f"CPU: {kind}, {os.cpu_count()} cores; {args.steps} steps at batch {args.batch_size}", flush=True)
     judge, judge_accuracy = train_classifier(work)
     print(f"classifier: {judge_accuracy:.2%} on the 10,000 test images", flush=True)
     if judge_accuracy < 0.9:

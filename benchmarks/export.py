@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from dcgan.config import DataConfig, ModelConfig, model_spec  # noqa: E402
-from dcgan.devices import cpu_has_fast_bf16  # noqa: E402
+from dcgan.devices import cpu_kind  # noqa: E402
 from dcgan.images import to_uint8  # noqa: E402
 from dcgan.models import Generator  # noqa: E402
 
@@ -74,10 +74,10 @@ def main() -> None:
         options = onnxruntime.SessionOptions()
         options.intra_op_num_threads = args.threads
         session = onnxruntime.InferenceSession(str(result.path), options, providers=["CPUExecutionProvider"])
-        kind = "AVX-512 BF16" if cpu_has_fast_bf16() else "AVX2 or less"
+        kind = cpu_kind()
         print(
             f"{args.size}x{args.size}, width {args.width}, {args.threads} thread(s), {os.cpu_count()} cores "
-            f"({kind}); file {result.bytes / 1e6:.2f} MB; onnxruntime {onnxruntime.__version__}, torch "
+            f"[{kind}]; file {result.bytes / 1e6:.2f} MB; onnxruntime {onnxruntime.__version__}, torch "
             f"{torch.__version__}; check on seeds 0-15: {result.max_difference:g} levels"
         )
         for batch in (int(b) for b in args.batches.split(",")):

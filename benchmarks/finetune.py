@@ -30,7 +30,7 @@ from PIL import Image  # noqa: E402
 import dcgan  # noqa: E402
 from conditional import NAMES, TEST_LABELS, TRAIN_LABELS  # noqa: E402
 from dcgan import metrics  # noqa: E402
-from dcgan.devices import cpu_has_fast_bf16  # noqa: E402
+from dcgan.devices import cpu_kind  # noqa: E402
 from dcgan.images import make_grid, save_image  # noqa: E402
 from dcgan.runs import checkpoint_name  # noqa: E402
 
@@ -66,9 +66,9 @@ def main() -> None:
     others = write(train[labels != held], work / "nine-classes")
     few = write(train[labels == held][: args.images], work / f"{args.held_out}-{args.images}")
     real = write(test[test_labels == held], work / f"{args.held_out}-test")
-    kind = "AVX-512 BF16" if cpu_has_fast_bf16() else "AVX2 or less"
+    kind = cpu_kind()
     print(
-        f"CPU: {os.cpu_count()} cores ({kind}); held out: {args.held_out}; {len(list(others.iterdir()))} "
+        f"CPU: {kind}, {os.cpu_count()} cores; held out: {args.held_out}; {len(list(others.iterdir()))} "
         f"pretraining images; {args.images} to fine-tune on",
         flush=True,
     )

@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from dcgan import metrics  # noqa: E402
-from dcgan.devices import cpu_has_fast_bf16  # noqa: E402
+from dcgan.devices import cpu_kind  # noqa: E402
 from dcgan.images import make_grid, save_image  # noqa: E402
 
 from example_baseline import list_images, sample, train_for  # noqa: E402
@@ -143,8 +143,8 @@ def main() -> None:
     folder = build_folder(work / "emoji")
     cache = work / "cache"
     budgets = [float(m) for m in args.minutes.split(",")]
-    kind = "AVX-512 BF16" if cpu_has_fast_bf16() else "no AVX-512 BF16 (fp32)"
-    print(f"CPU: {os.cpu_count()} cores, {kind}; folder: {len(list(folder.glob('*.png')))} pictures", flush=True)
+    kind = cpu_kind()
+    print(f"CPU: {kind}, {os.cpu_count()} cores; folder: {len(list(folder.glob('*.png')))} pictures", flush=True)
 
     # What a first run gave before the run length followed the folder: --preset paper keeps that default.
     runs: list[tuple[str, Path]] = [("dcgan --preset paper (25 epochs)", work / "dcgan-paper")]

@@ -31,7 +31,7 @@ sys.path.insert(0, str(ROOT / "tools"))
 import dcgan  # noqa: E402
 from dcgan.config import DataConfig  # noqa: E402
 from dcgan.dataset import prepare_dataset  # noqa: E402
-from dcgan.devices import cpu_has_fast_bf16  # noqa: E402
+from dcgan.devices import cpu_kind  # noqa: E402
 from dcgan.images import make_grid, save_image, to_model_range  # noqa: E402
 from dcgan.options import PROJECT_STEPS  # noqa: E402
 from dcgan.project import DiscriminatorFeatures, feature_distance, project, psnr  # noqa: E402
@@ -79,9 +79,9 @@ def main() -> None:
             train_dir, run, steps=args.train_steps, progress=False, **{"model.image_size": 28, "model.channels": 1}
         )
         print(f"trained {run.name} in {time.perf_counter() - start:.0f} s", flush=True)
-    kind = "AVX-512 BF16" if cpu_has_fast_bf16() else "AVX2 or less"
+    kind = cpu_kind()
     print(
-        f"CPU: {os.cpu_count()} cores ({kind}), {torch.get_num_threads()} threads; run {run.name}; "
+        f"CPU: {kind}, {os.cpu_count()} cores, {torch.get_num_threads()} threads; run {run.name}; "
         f"{args.steps} steps x {args.starts} starts per image",
         flush=True,
     )

@@ -61,7 +61,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from dcgan.config import DataConfig, ModelConfig, model_spec
 from dcgan.dataset import EpochSampler, prepare_dataset
-from dcgan.devices import cpu_has_fast_bf16, cpu_seconds, fast_defaults, resolve_device
+from dcgan.devices import cpu_has_fast_bf16, cpu_model, cpu_seconds, fast_defaults, resolve_device
 from dcgan.graphs import StepGraph
 from dcgan.models import build_models
 from dcgan.step import GanState, StepOptions, ema_beta_at, to_model_range, train_step
@@ -280,14 +280,13 @@ class Contender:
 
 def describe_device(device: torch.device) -> str:
     """CPU model, torch version and threads; the GPU when there is one."""
-    cpu = platform.processor() or "unknown CPU"
+    cpu = cpu_model()
     flags = ""
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
             info = f.read()
-        cpu = next(line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name"))
         flags = " ".join(sorted({w for w in info.split() if w in ("avx2", "avx512f", "avx512_bf16", "amx_bf16")}))
-    except (OSError, StopIteration):
+    except OSError:
         pass
     text = (
         f"device: {device}; CPU: {cpu} ({os.cpu_count()} logical cores; {flags or 'flags unknown'}); "

@@ -215,6 +215,26 @@ def test_conditional_networks_use_the_class(class_input):
         assert not torch.allclose(d(x, torch.tensor([0, 0])), d(x, torch.tensor([2, 2])))
 
 
+def test_the_class_terms_have_the_scales_that_measured_best():
+    """D's class term is the projection onto the last features summed over positions (Miyato & Koyama's
+    global sum pooling; a mean made it 16 times smaller here); G's class vector starts smaller than z."""
+    from dcgan.models import CLASS_EMBEDDING_STD
+
+    torch.manual_seed(0)
+    spec = model_spec(ModelConfig(image_size=16, g_width=4, latent_dim=8), 3, num_classes=3)
+    d = Discriminator(spec).eval()
+    x = torch.randn(2, 3, 16, 16)
+    with torch.no_grad():
+        h = d.features(x)
+        assert h.shape[-2:] == (4, 4)
+        expected = ((d.class_embedding.weight[0] - d.class_embedding.weight[2]) * h.sum(dim=(2, 3))).sum(dim=1)
+        got = d(x, torch.tensor([0, 0])) - d(x, torch.tensor([2, 2]))
+    torch.testing.assert_close(got, expected)
+    g = Generator(model_spec(ModelConfig(image_size=16, g_width=4, latent_dim=64), 3, num_classes=40))
+    assert CLASS_EMBEDDING_STD < 1  # z ~ N(0, 1)
+    assert float(g.class_embedding.std()) == pytest.approx(CLASS_EMBEDDING_STD, rel=0.1)
+
+
 def test_per_class_fid(conditional_run):
     from dcgan import metrics
     from test_metrics import ChannelStats

@@ -63,8 +63,8 @@ def test_others_busy_waits_only_for_what_is_left_of_the_window(monkeypatch):
 def test_fast_bf16_follows_the_cpu_and_a_capped_onednn():
     """An ISA capped at AVX2 (what --isa avx2 emulates, and what a CPU without AVX-512 has) computes bf16
     slowly, so the defaults must fall back to fp32 there even on a CPU whose flags list AVX-512 BF16."""
-    code = "from dcgan.devices import cpu_has_fast_bf16, fast_defaults; import torch; " + (
-        "print(cpu_has_fast_bf16(), fast_defaults(torch.device('cpu')))"
+    code = "from dcgan.devices import cpu_has_fast_bf16, cpu_kind, fast_defaults; import torch; " + (
+        "print(cpu_has_fast_bf16(), fast_defaults(torch.device('cpu'))); print(cpu_kind())"
     )
     capped = subprocess.run(
         [sys.executable, "-c", code],
@@ -73,9 +73,13 @@ def test_fast_bf16_follows_the_cpu_and_a_capped_onednn():
         text=True,
         check=True,
     )
-    assert capped.stdout.split() == ["False", "(False,", "True)"]  # fp32, channels-last (faster in fp32 too)
+    decision, kind = capped.stdout.splitlines()
+    assert decision.split() == ["False", "(False,", "True)"]  # fp32, channels-last (faster in fp32 too)
+    assert kind.endswith("no native bf16 (fp32)")  # the words printed beside a speed number say so too
     with open("/proc/cpuinfo", encoding="utf-8") as f:
         flags = f.read()
     native = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     has_bf16 = "avx512_bf16" in flags or "amx_bf16" in flags
-    assert native.stdout.split() == [str(has_bf16), f"({has_bf16},", "True)"]
+    decision, kind = native.stdout.splitlines()
+    assert decision.split() == [str(has_bf16), f"({has_bf16},", "True)"]
+    assert kind.endswith("native bf16 (AVX-512 BF16 or AMX)" if has_bf16 else "no native bf16 (fp32)")

@@ -66,6 +66,11 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+def cpu_kind() -> str:
+    """The CPU's model and whether it computes bf16 natively: what every speed number is printed beside."""
+    return f"{cpu_model()}, {'native bf16 (AVX-512 BF16 or AMX)' if cpu_has_fast_bf16() else 'no native bf16 (fp32)'}"
+
+
 def machine(device: torch.device, processes: int = 1) -> Machine:
     """The facts of this device that a run's plan depends on."""
     if device.type == "cuda":

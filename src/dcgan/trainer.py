@@ -611,7 +611,7 @@ class Trainer:
         """summary.json: what this command reached, where and how fast (the report and the page read it)."""
         import platform
 
-        from .devices import cpu_has_fast_bf16, cpu_model
+        from .devices import cpu_kind
 
         plan, elapsed = self.plan, self.clock.elapsed()
         trained = self.clock.seen * plan.batch_size
@@ -629,10 +629,7 @@ class Trainer:
                 "this_command_took": format_duration(elapsed),
                 "images_per_second": round(trained / max(elapsed, 1e-9), 1),
                 "device": (
-                    f"cpu: {cpu_model()}, {plan.threads} thread(s), "
-                    f"{'AVX-512 BF16' if cpu_has_fast_bf16() else 'no native bf16'}"
-                    if self.device.type == "cpu"
-                    else str(self.device)
+                    f"cpu: {cpu_kind()}, {plan.threads} thread(s)" if self.device.type == "cpu" else str(self.device)
                 ),
                 "precision": "bf16 autocast" if plan.amp else "fp32",
                 "checkpoint": None if checkpoint is None else checkpoint.name,
