@@ -15,6 +15,16 @@ features are computed once.
     python benchmarks/fashion_mnist.py --device cuda --loss lsgan --seeds 0,1,2
     python benchmarks/fashion_mnist.py --device cpu --steps 20 -n 100 --real-n 100    # a smoke run
     python benchmarks/fashion_mnist.py --floor-only                 # 10,000 training images vs the test set
+    python benchmarks/fashion_mnist.py --preset best --seeds 0,1,2                # issue 26's configuration
+    python benchmarks/fashion_mnist.py --steps 5000 --metric classifier --set lr_d=4e-4   # the cheap proxy
+
+--set KEY=VALUE (repeatable) changes one setting of the run (dotted names, as dcgan.build_config takes
+them; the value is read as JSON where it parses, else as text); the run folder's name says which.
+--metric classifier is the proxy the issue-26 ablation ranks configurations with: the Frechet distance
+on the 128 penultimate features of benchmarks/conditional.py's small Fashion-MNIST classifier
+("classifier FD"), 10,000 samples against the 10,000 test images in seconds instead of the half hour
+Inception takes on 2 CPU cores. It is not FID and not comparable with it; BENCHMARKS.md says how well
+it ranks configurations against the full protocol.
 
 --steps, -n and --real-n below the protocol's values make numbers that are not comparable with it
 (FID is biased upward at small n); the result lines say what was used.
@@ -23,6 +33,7 @@ features are computed once.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -40,15 +51,20 @@ from dcgan import metrics  # noqa: E402
 from dcgan.checkpoint import CheckpointError  # noqa: E402
 from dcgan.config import Loss  # noqa: E402
 from dcgan.devices import resolve_device  # noqa: E402
+from dcgan.images import make_grid, save_image  # noqa: E402
+from dcgan.runs import list_checkpoints  # noqa: E402
 from dcgan.seeds import parse_seeds  # noqa: E402
 
-from idx_to_png import export  # noqa: E402
+from idx_to_png import export, read_idx_images  # noqa: E402
 
 DATA = Path("/usr/share/datasets/fashion-mnist")
 TRAIN_FILE, TEST_FILE = "train-images-idx3-ubyte.gz", "t10k-images-idx3-ubyte.gz"
 TRAIN_IMAGES, TEST_IMAGES = 60_000, 10_000
 IMAGE_SIZE = 28
 SAMPLE_CHUNK = 500
+CURVE_SAMPLES = 2_000  # per checkpoint of --curve: the curve's shape, not a score comparable with -n's
+GRID_TILES = 128  # --grid: seeds 0..127, 16 to a row
+KEEP_ALL = 100_000  # --keep for --curve: every checkpoint the run writes
 
 
 def device_name(name: str) -> str:
@@ -82,16 +98,80 @@ def train_run(train_dir: Path, run_dir: Path, config) -> tuple[float, str]:
     return time.perf_counter() - start, "resumed" if done is not None else "trained"
 
 
-def sample_features(run_dir: Path, extractor, n: int, device: str, ema: bool) -> np.ndarray:
-    """Features of n samples, seeds 0..n-1."""
+def sample_features(
+    run_dir: Path, extractor, n: int, device: str, ema: bool, classes: list[str] | None = None
+) -> np.ndarray:
+    """Features of n samples, seeds 0..n-1, from a run folder (its newest checkpoint) or a checkpoint file; a
+    class-conditional generator draws seed s as classes[s]."""
     gen = dcgan.load(run_dir, device=device, ema=ema)
-    chunks = [extractor(gen.images(seeds=range(s, min(n, s + SAMPLE_CHUNK)))) for s in range(0, n, SAMPLE_CHUNK)]
+    chunks = [
+        extractor(
+            gen.images(seeds=range(s, min(n, s + SAMPLE_CHUNK)), classes=classes and classes[s : s + SAMPLE_CHUNK])
+        )
+        for s in range(0, n, SAMPLE_CHUNK)
+    ]
     return np.concatenate(chunks)
 
 
-def line(label: str, result: dict, what: str, details: str, device: str) -> str:
+def pixel_clusters(idx_file: Path, work: Path, k: int) -> tuple[Path, list[str]]:
+    """The training images in k clusters: k-means (k-means++ start, seed 0) on their first 50 principal
+    components of pixel values. Written once as a labels file (path,label rows, the layout --classes reads);
+    returns it and each image's cluster name, in file order."""
+    from scipy.cluster.vq import kmeans2
+
+    path = work / f"pixel-clusters-{k}.csv"
+    if not path.exists():
+        start = time.perf_counter()
+        x = read_idx_images(idx_file).reshape(TRAIN_IMAGES, -1).astype(np.float32) / 255.0
+        centred = x - x.mean(0)
+        _, _, components = np.linalg.svd(centred[::6], full_matrices=False)  # 10,000 images give the axes
+        _, labels = kmeans2(centred @ components[:50].T, k, minit="++", seed=0, iter=30)
+        rows = "".join(f"{i:05d}.png,cluster{label:03d}\n" for i, label in enumerate(labels))
+        path.write_text("path,label\n" + rows)
+        sizes = np.bincount(labels, minlength=k)
+        print(f"{k} pixel clusters in {time.perf_counter() - start:.0f} s, sizes {sizes.min()}-{sizes.max()}")
+    return path, [line.split(",")[1] for line in path.read_text().splitlines()[1:]]
+
+
+def parse_set(text: str) -> tuple[str, object]:
+    """'lr_d=4e-4' -> ('lr_d', 0.0004); 'model.d_head=gap' -> ('model.d_head', 'gap')."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key.strip(), json.loads(value)
+    except json.JSONDecodeError:
+        return key.strip(), value
+
+
+def run_tag(preset: str, sets: list[tuple[str, object]]) -> str:
+    """What a run folder's name adds for a preset and --set values: '' for the default and none."""
+    parts = ([] if preset == "default" else [preset]) + [f"{k.split('.')[-1]}={v}" for k, v in sets]
+    return "".join(f"-{p}" for p in parts).replace("/", "_")
+
+
+class ClassifierFeatures:
+    """The proxy's features: the 128 penultimate activations of conditional.py's classifier (trained once)."""
+
+    def __init__(self, work: Path) -> None:
+        from conditional import train_classifier
+
+        self.net, self.accuracy = train_classifier(work)
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        import torch
+
+        from conditional import as_input
+
+        with torch.no_grad():
+            x = as_input(images)
+            return np.concatenate([self.net.net[:-2](chunk).double().numpy() for chunk in x.split(1000)])
+
+
+def line(label: str, result: dict, what: str, details: str, device: str, score: str = "FID") -> str:
+    quality = f"  precision {result['precision']:.3f}  recall {result['recall']:.3f}" if "precision" in result else ""
     return (
-        f"{label}: FID {result['fid']:.3f}  KID {result['kid']:.5f} +- {result['kid_std']:.5f}  "
+        f"{label}: {score} {result['fid']:.3f}  KID {result['kid']:.5f} +- {result['kid_std']:.5f}{quality}  "
         f"({result['n_a']} {what} vs {result['n_b']} test images; {details}; device {device})"
     )
 
@@ -106,7 +186,7 @@ def main() -> None:
         default=str(ROOT / "runs" / "fashion-mnist"),
         help="PNG folders and runs (default: runs/fashion-mnist)",
     )
-    parser.add_argument("--loss", default="bce", choices=get_args(Loss))
+    parser.add_argument("--loss", default=None, choices=get_args(Loss), help="default: the preset's (bce)")
     parser.add_argument("--seeds", "--seed", default="0", help="training seeds, e.g. 0 or 0,1,2 or 0-4 (default: 0)")
     parser.add_argument("--steps", type=int, default=15_625, help="generator steps (default: 15625)")
     parser.add_argument("--batch-size", type=int, default=64)
@@ -122,37 +202,81 @@ def main() -> None:
         "--inception", default=None, help="TorchScript feature extractor (default: the metrics extra's Inception)"
     )
     parser.add_argument("--fid-batch-size", type=int, default=50, help="images per Inception forward pass")
+    parser.add_argument("--preset", default="default", help="the configuration's preset (default, best, paper, seed)")
+    parser.add_argument(
+        "--set", dest="sets", action="append", default=[], type=parse_set, metavar="KEY=VALUE", help="a setting"
+    )
+    parser.add_argument(
+        "--metric", choices=("inception", "classifier"), default="inception", help="FID, or the classifier-FD proxy"
+    )
+    parser.add_argument(
+        "--self-condition",
+        type=int,
+        default=0,
+        metavar="K",
+        help="train class-conditional on K pixel clusters of the training images and draw each sample's cluster "
+        "as often as the clusters occur (seed s takes training image s's cluster)",
+    )
+    parser.add_argument("--grid", metavar="PNG", help="write samples of the first seed's run (seeds 0-127) here")
+    parser.add_argument(
+        "--curve",
+        action="store_true",
+        help="keep every checkpoint (one each 1,000 steps) and print each one's classifier FD of "
+        f"{CURVE_SAMPLES:,} samples: the curve over steps",
+    )
     args = parser.parse_args()
 
     if args.no_floor and args.floor_only:
         parser.error("--no-floor and --floor-only exclude each other")
     try:
         seeds = [] if args.floor_only else parse_seeds(args.seeds)
-        extractor = metrics.InceptionFeatures(args.inception, device=args.device, batch_size=args.fid_batch_size)
+        work, data = Path(args.work), Path(args.data)
+        if args.metric == "classifier":
+            extractor = ClassifierFeatures(work)
+            print(f"classifier: {extractor.accuracy:.2%} on the 10,000 test images (its features are the proxy's)")
+        else:
+            extractor = metrics.InceptionFeatures(args.inception, device=args.device, batch_size=args.fid_batch_size)
+        sets = dict(args.sets) | ({"loss": args.loss} if args.loss else {})
+        dcgan.build_config(sets, preset=args.preset)  # a bad --set or --preset fails before any work
     except (ValueError, metrics.MetricsError) as e:
         sys.exit(f"fashion_mnist.py: {e}")
     device = device_name(args.device)
-    work, data = Path(args.work), Path(args.data)
+    score = "FID" if args.metric == "inception" else "classifier FD"
     train_dir = png_folder(data / TRAIN_FILE, work / "train", TRAIN_IMAGES)
     test_dir = png_folder(data / TEST_FILE, work / "test", TEST_IMAGES)
+    clusters: list[str] | None = None
+    if args.self_condition:
+        labels_file, clusters = pixel_clusters(data / TRAIN_FILE, work, args.self_condition)
+        sets["classes"] = str(labels_file)
+        wanted = max(args.n, CURVE_SAMPLES)
+        clusters = (clusters * (wanted // TRAIN_IMAGES + 1))[:wanted]
     runs = {}
     for seed in seeds:
         config = dcgan.build_config(
             {
                 "model.image_size": IMAGE_SIZE,
                 "model.channels": 1,
-                "loss": args.loss,
                 "seed": seed,
                 "steps": args.steps,
                 "batch_size": args.batch_size,
                 "device": args.device,
                 **({"amp": False} if args.no_amp else {}),
-            }
+                **({"keep": KEEP_ALL} if args.curve else {}),
+                **sets,
+            },
+            preset=args.preset,
         )
-        suffix = "-fp32" if args.no_amp else ""
-        run_dir = work / f"{args.loss}-seed{seed}-batch{args.batch_size}-steps{args.steps}{suffix}"
+        suffix = ("-fp32" if args.no_amp else "") + run_tag(args.preset, [s for s in args.sets if s[0] != "loss"])
+        suffix += f"-clusters{args.self_condition}" if args.self_condition else ""
+        run_dir = work / f"{config.loss}-seed{seed}-batch{args.batch_size}-steps{args.steps}{suffix}"
         runs[seed] = (run_dir, *train_run(train_dir, run_dir, config))
         print(f"seed {seed}: {runs[seed][2]} in {runs[seed][1]:.0f} s ({run_dir.name}; device {device})", flush=True)
+    if args.grid:
+        run_dir = runs[seeds[0]][0]
+        gen = dcgan.load(run_dir, device=args.device, ema=not args.no_ema)
+        pixels = gen.images(seeds=range(GRID_TILES), classes=clusters and clusters[:GRID_TILES])
+        save_image(make_grid(pixels, columns=16, scale=2), args.grid)
+        print(f"grid: seeds 0-{GRID_TILES - 1} of {run_dir.name} -> {args.grid}")
     if args.no_score:
         return
 
@@ -180,6 +304,7 @@ def main() -> None:
                 f"features {features_s:.1f} s{' (cached)' if floor.cached else ''}, "
                 f"FID+KID {time.perf_counter() - start:.1f} s",
                 device,
+                score,
             ),
             flush=True,
         )
@@ -187,14 +312,14 @@ def main() -> None:
     fids = []
     for seed, (run_dir, train_s, how) in runs.items():
         start = time.perf_counter()
-        fake = sample_features(run_dir, extractor, args.n, args.device, ema=not args.no_ema)
+        fake = sample_features(run_dir, extractor, args.n, args.device, ema=not args.no_ema, classes=clusters)
         features_s = time.perf_counter() - start
         start = time.perf_counter()
         result = metrics.scores(fake, test.features, kid_subset_size=1000)
         fids.append(result["fid"])
         weights = "raw" if args.no_ema else "ema"
         precision = "fp32" if args.no_amp else "fast defaults"
-        label = f"loss={args.loss} seed={seed} steps={args.steps} batch={args.batch_size} G={weights} {precision}"
+        label = f"{run_dir.name} seed={seed} steps={args.steps} batch={args.batch_size} G={weights} {precision}"
         print(
             line(
                 label,
@@ -203,12 +328,25 @@ def main() -> None:
                 f"{how} in {train_s:.0f} s, sample features {features_s:.1f} s, "
                 f"FID+KID {time.perf_counter() - start:.1f} s",
                 device,
+                score,
             ),
             flush=True,
         )
+    if args.curve:
+        judge = extractor if args.metric == "classifier" else ClassifierFeatures(work)
+        reference = metrics.folder_features(test_dir, judge, IMAGE_SIZE, limit=args.real_n, progress=False).features
+        for seed, (run_dir, _, _) in runs.items():
+            points = []
+            for checkpoint in list_checkpoints(run_dir / "checkpoints"):
+                fake = sample_features(checkpoint, judge, CURVE_SAMPLES, args.device, not args.no_ema, clusters)
+                step = dcgan.load(checkpoint).info["step"]
+                points.append(f"{step} {metrics.scores(fake, reference, kid_subsets=1)['fid']:.2f}")
+            print(
+                f"curve, seed {seed} (step, classifier FD of {CURVE_SAMPLES} samples): {', '.join(points)}", flush=True
+            )
     if len(fids) > 1:
         print(
-            f"loss={args.loss} over {len(fids)} seeds: FID {statistics.mean(fids):.3f} "
+            f"{run_dir.name.replace(f'-seed{seed}', '')} over {len(fids)} seeds: {score} {statistics.mean(fids):.3f} "
             f"+- {statistics.stdev(fids):.3f} (min {min(fids):.3f}, max {max(fids):.3f})"
         )
 
