@@ -15,7 +15,7 @@ features are computed once.
     python benchmarks/fashion_mnist.py --device cuda --loss lsgan --seeds 0,1,2
     python benchmarks/fashion_mnist.py --device cpu --steps 20 -n 100 --real-n 100    # a smoke run
     python benchmarks/fashion_mnist.py --floor-only                 # 10,000 training images vs the test set
-    python benchmarks/fashion_mnist.py --preset best --seeds 0,1,2                # issue 26's configuration
+    python benchmarks/fashion_mnist.py --seeds 0,1,2 --self-condition 20 --curve  # issue 26's best so far
     python benchmarks/fashion_mnist.py --steps 5000 --metric classifier --set lr_d=4e-4   # the cheap proxy
 
 --set KEY=VALUE (repeatable) changes one setting of the run (dotted names, as dcgan.build_config takes
@@ -25,6 +25,10 @@ on the 128 penultimate features of benchmarks/conditional.py's small Fashion-MNI
 ("classifier FD"), 10,000 samples against the 10,000 test images in seconds instead of the half hour
 Inception takes on 2 CPU cores. It is not FID and not comparable with it; BENCHMARKS.md says how well
 it ranks configurations against the full protocol.
+--self-condition K is the self-conditioned GAN of Liu et al. 2020 with clusters of the pixels in place of
+D's features: k-means on the training images' first 50 principal components, written as a labels file
+(WORK/pixel-clusters-K.csv) and trained with --classes; seed s then draws training image s's cluster, so
+the samples take the clusters as often as the data does.
 
 --steps, -n and --real-n below the protocol's values make numbers that are not comparable with it
 (FID is biased upward at small n); the result lines say what was used.
@@ -202,7 +206,7 @@ def main() -> None:
         "--inception", default=None, help="TorchScript feature extractor (default: the metrics extra's Inception)"
     )
     parser.add_argument("--fid-batch-size", type=int, default=50, help="images per Inception forward pass")
-    parser.add_argument("--preset", default="default", help="the configuration's preset (default, best, paper, seed)")
+    parser.add_argument("--preset", default="default", help="the configuration's preset (as dcgan train's --preset)")
     parser.add_argument(
         "--set", dest="sets", action="append", default=[], type=parse_set, metavar="KEY=VALUE", help="a setting"
     )
