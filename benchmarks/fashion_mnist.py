@@ -102,18 +102,13 @@ def train_run(train_dir: Path, run_dir: Path, config) -> tuple[float, str]:
     return time.perf_counter() - start, "resumed" if done is not None else "trained"
 
 
-def sample_features(
-    run_dir: Path, extractor, n: int, device: str, ema: bool, classes: list[str] | None = None
-) -> np.ndarray:
-    """Features of n samples, seeds 0..n-1, from a run folder (its newest checkpoint) or a checkpoint file; a
-    class-conditional generator draws seed s as classes[s]."""
-    gen = dcgan.load(run_dir, device=device, ema=ema)
-    chunks = [
-        extractor(
-            gen.images(seeds=range(s, min(n, s + SAMPLE_CHUNK)), classes=classes and classes[s : s + SAMPLE_CHUNK])
-        )
-        for s in range(0, n, SAMPLE_CHUNK)
-    ]
+def sample_features(gen, extractor, n: int, classes: list[str] | None = None) -> np.ndarray:
+    """Features of n samples of a loaded generator, seeds 0..n-1; a class-conditional one draws seed s as
+    classes[s]."""
+    chunks = []
+    for first in range(0, n, SAMPLE_CHUNK):
+        asked = None if classes is None else classes[first : first + SAMPLE_CHUNK]
+        chunks.append(extractor(gen.images(seeds=range(first, min(n, first + SAMPLE_CHUNK)), classes=asked)))
     return np.concatenate(chunks)
 
 
@@ -316,7 +311,8 @@ def main() -> None:
     fids = []
     for seed, (run_dir, train_s, how) in runs.items():
         start = time.perf_counter()
-        fake = sample_features(run_dir, extractor, args.n, args.device, ema=not args.no_ema, classes=clusters)
+        gen = dcgan.load(run_dir, device=args.device, ema=not args.no_ema)
+        fake = sample_features(gen, extractor, args.n, clusters)
         features_s = time.perf_counter() - start
         start = time.perf_counter()
         result = metrics.scores(fake, test.features, kid_subset_size=1000)
@@ -339,12 +335,13 @@ def main() -> None:
     if args.curve:
         judge = extractor if args.metric == "classifier" else ClassifierFeatures(work)
         reference = metrics.folder_features(test_dir, judge, IMAGE_SIZE, limit=args.real_n, progress=False).features
+        mu_ref, sigma_ref = metrics.feature_stats(reference)
         for seed, (run_dir, _, _) in runs.items():
             points = []
             for checkpoint in list_checkpoints(run_dir / "checkpoints"):
-                fake = sample_features(checkpoint, judge, CURVE_SAMPLES, args.device, not args.no_ema, clusters)
-                step = dcgan.load(checkpoint).info["step"]
-                points.append(f"{step} {metrics.scores(fake, reference, kid_subsets=1)['fid']:.2f}")
+                gen = dcgan.load(checkpoint, device=args.device, ema=not args.no_ema)
+                mu, sigma = metrics.feature_stats(sample_features(gen, judge, CURVE_SAMPLES, clusters))
+                points.append(f"{gen.info['step']} {metrics.frechet_distance(mu, sigma, mu_ref, sigma_ref):.2f}")
             print(
                 f"curve, seed {seed} (step, classifier FD of {CURVE_SAMPLES} samples): {', '.join(points)}", flush=True
             )
