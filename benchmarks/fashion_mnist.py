@@ -15,7 +15,7 @@ features are computed once.
     python benchmarks/fashion_mnist.py --device cuda --loss lsgan --seeds 0,1,2
     python benchmarks/fashion_mnist.py --device cpu --steps 20 -n 100 --real-n 100    # a smoke run
     python benchmarks/fashion_mnist.py --floor-only                 # 10,000 training images vs the test set
-    python benchmarks/fashion_mnist.py --seeds 0,1,2 --self-condition 20 --curve  # issue 26's best so far
+    python benchmarks/fashion_mnist.py --seeds 0,1,2 --preset best --curve   # issue 26's best so far
     python benchmarks/fashion_mnist.py --steps 5000 --metric classifier --set lr_d=4e-4   # the cheap proxy
 
 --set KEY=VALUE (repeatable) changes one setting of the run (dotted names, as dcgan.build_config takes
@@ -25,10 +25,9 @@ on the 128 penultimate features of benchmarks/conditional.py's small Fashion-MNI
 ("classifier FD"), 10,000 samples against the 10,000 test images in seconds instead of the half hour
 Inception takes on 2 CPU cores. It is not FID and not comparable with it; BENCHMARKS.md says how well
 it ranks configurations against the full protocol.
---self-condition K is the self-conditioned GAN of Liu et al. 2020 with clusters of the pixels in place of
-D's features: k-means on the training images' first 50 principal components, written as a labels file
-(WORK/pixel-clusters-K.csv) and trained with --classes; seed s then draws training image s's cluster, so
-the samples take the clusters as often as the data does.
+--preset best trains on 20 clusters of the pixels (the package's --classes clusters:20; other counts with
+--set classes=clusters:K): self-conditioning after Liu et al. 2020, who cluster D's features. Each sample's
+seed then draws its cluster as often as the clusters occur in the data (seeds.seed_classes).
 
 --steps, -n and --real-n below the protocol's values make numbers that are not comparable with it
 (FID is biased upward at small n); the result lines say what was used.
@@ -59,7 +58,7 @@ from dcgan.images import make_grid, save_image  # noqa: E402
 from dcgan.runs import list_checkpoints  # noqa: E402
 from dcgan.seeds import parse_seeds  # noqa: E402
 
-from idx_to_png import export, read_idx_images  # noqa: E402
+from idx_to_png import export  # noqa: E402
 
 DATA = Path("/usr/share/datasets/fashion-mnist")
 TRAIN_FILE, TEST_FILE = "train-images-idx3-ubyte.gz", "t10k-images-idx3-ubyte.gz"
@@ -102,34 +101,12 @@ def train_run(train_dir: Path, run_dir: Path, config) -> tuple[float, str]:
     return time.perf_counter() - start, "resumed" if done is not None else "trained"
 
 
-def sample_features(gen, extractor, n: int, classes: list[str] | None = None) -> np.ndarray:
-    """Features of n samples of a loaded generator, seeds 0..n-1; a class-conditional one draws seed s as
-    classes[s]."""
+def sample_features(gen, extractor, n: int) -> np.ndarray:
+    """Features of n samples of a loaded generator, seeds 0..n-1 (one trained on clusters draws each seed's)."""
     chunks = []
     for first in range(0, n, SAMPLE_CHUNK):
-        asked = None if classes is None else classes[first : first + SAMPLE_CHUNK]
-        chunks.append(extractor(gen.images(seeds=range(first, min(n, first + SAMPLE_CHUNK)), classes=asked)))
+        chunks.append(extractor(gen.images(seeds=range(first, min(n, first + SAMPLE_CHUNK)))))
     return np.concatenate(chunks)
-
-
-def pixel_clusters(idx_file: Path, work: Path, k: int) -> tuple[Path, list[str]]:
-    """The training images in k clusters: k-means (k-means++ start, seed 0) on their first 50 principal
-    components of pixel values. Written once as a labels file (path,label rows, the layout --classes reads);
-    returns it and each image's cluster name, in file order."""
-    from scipy.cluster.vq import kmeans2
-
-    path = work / f"pixel-clusters-{k}.csv"
-    if not path.exists():
-        start = time.perf_counter()
-        x = read_idx_images(idx_file).reshape(TRAIN_IMAGES, -1).astype(np.float32) / 255.0
-        centred = x - x.mean(0)
-        _, _, components = np.linalg.svd(centred[::6], full_matrices=False)  # 10,000 images give the axes
-        _, labels = kmeans2(centred @ components[:50].T, k, minit="++", seed=0, iter=30)
-        rows = "".join(f"{i:05d}.png,cluster{label:03d}\n" for i, label in enumerate(labels))
-        path.write_text("path,label\n" + rows)
-        sizes = np.bincount(labels, minlength=k)
-        print(f"{k} pixel clusters in {time.perf_counter() - start:.0f} s, sizes {sizes.min()}-{sizes.max()}")
-    return path, [line.split(",")[1] for line in path.read_text().splitlines()[1:]]
 
 
 def parse_set(text: str) -> tuple[str, object]:
@@ -146,7 +123,7 @@ def parse_set(text: str) -> tuple[str, object]:
 def run_tag(preset: str, sets: list[tuple[str, object]]) -> str:
     """What a run folder's name adds for a preset and --set values: '' for the default and none."""
     parts = ([] if preset == "default" else [preset]) + [f"{k.split('.')[-1]}={v}" for k, v in sets]
-    return "".join(f"-{p}" for p in parts).replace("/", "_")
+    return "".join(f"-{p}" for p in parts).replace("/", "_").replace(":", "")
 
 
 class ClassifierFeatures:
@@ -208,14 +185,6 @@ def main() -> None:
     parser.add_argument(
         "--metric", choices=("inception", "classifier"), default="inception", help="FID, or the classifier-FD proxy"
     )
-    parser.add_argument(
-        "--self-condition",
-        type=int,
-        default=0,
-        metavar="K",
-        help="train class-conditional on K pixel clusters of the training images and draw each sample's cluster "
-        "as often as the clusters occur (seed s takes training image s's cluster)",
-    )
     parser.add_argument("--grid", metavar="PNG", help="write samples of the first seed's run (seeds 0-127) here")
     parser.add_argument(
         "--curve",
@@ -243,12 +212,6 @@ def main() -> None:
     score = "FID" if args.metric == "inception" else "classifier FD"
     train_dir = png_folder(data / TRAIN_FILE, work / "train", TRAIN_IMAGES)
     test_dir = png_folder(data / TEST_FILE, work / "test", TEST_IMAGES)
-    clusters: list[str] | None = None
-    if args.self_condition:
-        labels_file, clusters = pixel_clusters(data / TRAIN_FILE, work, args.self_condition)
-        sets["classes"] = str(labels_file)
-        wanted = max(args.n, CURVE_SAMPLES)
-        clusters = (clusters * (wanted // TRAIN_IMAGES + 1))[:wanted]
     runs = {}
     for seed in seeds:
         config = dcgan.build_config(
@@ -266,14 +229,13 @@ def main() -> None:
             preset=args.preset,
         )
         suffix = ("-fp32" if args.no_amp else "") + run_tag(args.preset, [s for s in args.sets if s[0] != "loss"])
-        suffix += f"-clusters{args.self_condition}" if args.self_condition else ""
         run_dir = work / f"{config.loss}-seed{seed}-batch{args.batch_size}-steps{args.steps}{suffix}"
         runs[seed] = (run_dir, *train_run(train_dir, run_dir, config))
         print(f"seed {seed}: {runs[seed][2]} in {runs[seed][1]:.0f} s ({run_dir.name}; device {device})", flush=True)
     if args.grid:
         run_dir = runs[seeds[0]][0]
         gen = dcgan.load(run_dir, device=args.device, ema=not args.no_ema)
-        pixels = gen.images(seeds=range(GRID_TILES), classes=clusters and clusters[:GRID_TILES])
+        pixels = gen.images(seeds=range(GRID_TILES))
         save_image(make_grid(pixels, columns=16, scale=2), args.grid)
         print(f"grid: seeds 0-{GRID_TILES - 1} of {run_dir.name} -> {args.grid}")
     if args.no_score:
@@ -312,7 +274,7 @@ def main() -> None:
     for seed, (run_dir, train_s, how) in runs.items():
         start = time.perf_counter()
         gen = dcgan.load(run_dir, device=args.device, ema=not args.no_ema)
-        fake = sample_features(gen, extractor, args.n, clusters)
+        fake = sample_features(gen, extractor, args.n)
         features_s = time.perf_counter() - start
         start = time.perf_counter()
         result = metrics.scores(fake, test.features, kid_subset_size=1000)
@@ -340,7 +302,7 @@ def main() -> None:
             points = []
             for checkpoint in list_checkpoints(run_dir / "checkpoints"):
                 gen = dcgan.load(checkpoint, device=args.device, ema=not args.no_ema)
-                mu, sigma = metrics.feature_stats(sample_features(gen, judge, CURVE_SAMPLES, clusters))
+                mu, sigma = metrics.feature_stats(sample_features(gen, judge, CURVE_SAMPLES))
                 points.append(f"{gen.info['step']} {metrics.frechet_distance(mu, sigma, mu_ref, sigma_ref):.2f}")
             print(
                 f"curve, seed {seed} (step, classifier FD of {CURVE_SAMPLES} samples): {', '.join(points)}", flush=True

@@ -44,7 +44,7 @@ from .plan import resume_request
 from .runs import LoadedGenerator, RunFolder, load_generator
 from .sampling import generate, z_from_seeds
 from .schema import ConfigError, with_overrides
-from .seeds import MAX_SEEDS, check_seed_list
+from .seeds import MAX_SEEDS, Labelled, Term, check_seed_list, seed_classes
 from .trainer import TrainResult
 from .trainer import dry_run as _dry_run
 from .trainer import train as _train
@@ -97,7 +97,8 @@ class TrainedGenerator:
     """A generator loaded from a run folder, a checkpoint or an exported .onnx file, with z and image helpers.
 
     A class-conditional generator (trained with ``--classes``) takes ``classes``: a class name or index for
-    every image, or one per image.
+    every image, or one per image. One trained on clusters (``--classes clusters:K``) draws each seed's
+    cluster (``seeds.seed_classes``) when no class is given.
     """
 
     def __init__(self, path: str | os.PathLike, device: str = "cpu", ema: bool = True, which: str = "auto") -> None:
@@ -108,6 +109,7 @@ class TrainedGenerator:
             self.onnx = OnnxGenerator(source.run)
             self.latent_dim = self.onnx.latent_dim
             self.class_names = self.onnx.class_names
+            self.class_draw = self.onnx.class_draw
             self.origin = self.onnx.describe()
             self.info = {
                 "step": int(self.onnx.meta.get("step", 0)),
@@ -122,6 +124,7 @@ class TrainedGenerator:
             self.model = self.loaded.model
             self.latent_dim = self.model.latent_dim
             self.class_names = self.loaded.class_names
+            self.class_draw = self.loaded.class_draw
             self.origin = self.loaded.describe()
             # step, used_ema and the checkpoint file the weights came from
             self.info = {
@@ -137,14 +140,20 @@ class TrainedGenerator:
         assert index is not None
         return index
 
-    def class_tensor(self, classes: Classes, n: int) -> torch.Tensor | None:
-        """(n,) class indices for a conditional generator (None for an unconditional one)."""
+    def class_tensor(self, classes: Classes, n: int, seeds: Sequence[int] | None = None) -> torch.Tensor | None:
+        """(n,) class indices for a conditional generator (None for an unconditional one); for one trained on
+        clusters and no ``classes``, each of the ``seeds``' drawn cluster."""
         if not self.class_names:
             if classes is not None:
                 self.class_index(classes if isinstance(classes, (str, int)) else next(iter(classes)))
             return None
+        if classes is None and self.class_draw and seeds is not None:
+            return torch.from_numpy(seed_classes(seeds, self.class_draw, self.latent_dim))
         if classes is None:
-            raise ConfigError(f"this generator is class-conditional: say which class ({', '.join(self.class_names)})")
+            drawn = " (it draws a cluster for each seed; these pictures come from z vectors)" if self.class_draw else ""
+            raise ConfigError(
+                f"this generator is class-conditional: say which class ({', '.join(self.class_names)}){drawn}"
+            )
         if isinstance(classes, (str, int)):
             return torch.full((n,), self.class_index(classes), dtype=torch.int64)
         picked = [self.class_index(c) for c in classes]
@@ -169,15 +178,17 @@ class TrainedGenerator:
         """uint8 (N, H, W, C) images from seeds, from z vectors, or from seeds 0..n-1 (and, for a class-conditional
         generator, ``classes``, or soft ``class_weights`` (N, K) as latent arithmetic makes)."""
         if z is None:
-            seeds = range(n or 16) if seeds is None else seeds
+            seeds = _seeds(range(n or 16) if seeds is None else seeds)
             z = self.z(seeds, truncation)
+        else:
+            seeds = None
         z = torch.as_tensor(np.asarray(z, dtype=np.float32))
         if z.shape[-1] != self.latent_dim or z.ndim not in (1, 2):
             raise ConfigError(
                 f"z vectors of shape {tuple(z.shape)}; this generator takes {self.latent_dim} numbers each"
             )
         z = z.reshape(-1, self.latent_dim)
-        chosen = class_weights if class_weights is not None else self.class_tensor(classes, len(z))
+        chosen = class_weights if class_weights is not None else self.class_tensor(classes, len(z), seeds)
         if self.onnx is not None:
             if class_weights is not None:
                 raise ConfigError("an .onnx file takes whole classes, not the mixed ones of latent arithmetic")
@@ -198,9 +209,10 @@ class TrainedGenerator:
         **kwargs: Any,
     ) -> Image.Image:
         """One grid image; ``labels=True`` captions each tile with its seed. A class-conditional generator draws
-        one row per class (all of them unless ``classes`` names some), the same seeds in every row."""
+        one row per class (all of them unless ``classes`` names some), the same seeds in every row; one trained
+        on clusters draws each seed's cluster unless ``classes`` names some."""
         seeds = _seeds(range(16) if seeds is None else seeds, MAX_GRID)
-        if not self.class_names:
+        if not self.class_names or (self.class_draw and classes is None):
             pixels = self.images(seeds=seeds, classes=classes, **kwargs)
             captions = [str(s) for s in seeds]
         else:
@@ -251,7 +263,12 @@ class TrainedGenerator:
 
         z, _ = self.stops(walk)
         path = interpolation_path(z * walk.truncation, walk.frames, not walk.lerp, walk.loop)
-        return self.images(z=path, classes=walk.label)
+        label: str | None = walk.label
+        first = walk.seed_list()[0]
+        if label is None and self.class_draw and isinstance(first, int):
+            # the whole walk in its first seed's cluster
+            label = str(int(seed_classes([first], self.class_draw, self.latent_dim)[0]))
+        return self.images(z=path, classes=label)
 
     def stops(self, walk: WalkSpec) -> tuple[torch.Tensor, list[str]]:
         """The z a walk visits (K, latent_dim), every row of a z file a stop of its own, and their captions."""
@@ -291,18 +308,30 @@ class TrainedGenerator:
         """'[12,40,77] - [5,9,31] + [21,33,60]' on the terms' mean z -> (result z (D,), a figure showing the
         terms, their means, the result and ``samples`` results with noise of std ``noise`` added, seeded). A
         class-conditional generator takes a class on every term, 'ramen:[1,2] - udon:[3] + soba:[4]': the
-        result is drawn with the same sum of the terms' classes."""
+        result is drawn with the same sum of the terms' classes (one trained on clusters gives a term without
+        a class its first seed's cluster)."""
         return self.evaluate(ArithmeticSpec(expression=expression, samples=samples, noise=noise, seed=seed))
+
+    def term_classes(self, terms: list[Term]) -> list[str | None]:
+        """Each term's class as given ('ramen:[1,2]'), else None; for a generator trained on clusters a seed
+        term without one takes its first seed's cluster (by index)."""
+        labels = [t.label if isinstance(t, Labelled) else None for _, t in terms]
+        if not self.class_draw:
+            return labels
+        drawn = [
+            int(seed_classes(t[:1], self.class_draw, self.latent_dim)[0]) if isinstance(t, list) else None
+            for _, t in terms
+        ]
+        return [str(d) if label is None and d is not None else label for label, d in zip(labels, drawn)]
 
     def evaluate(self, spec: ArithmeticSpec, shown: int = 8) -> tuple[torch.Tensor, Image.Image]:
         """The result z of a checked expression and its figure; only the first ``shown`` seeds of a term are
         drawn, the means use them all."""
         from .figures import arithmetic_figure
         from .latent import evaluate_expression, term_z
-        from .seeds import Labelled
 
         terms = spec.terms()
-        labels = [t.label if isinstance(t, Labelled) else None for _, t in terms]
+        labels = self.term_classes(terms)
         if self.class_names and None in labels:
             raise ConfigError(
                 "this model is class-conditional: give every term its class, e.g. "
@@ -402,7 +431,8 @@ class Written:
 def generate_files(options: GenerateOptions) -> Written:
     """Write one PNG per seed (seed-NNNN.png) into out_dir, and/or a grid labelled by seed. With ``z`` (a .npy of
     z vectors) render its rows instead (z-NNNN.png, labels 0..N-1). A class-conditional generator draws each
-    seed in each class asked for (all by default): seed-NNNN-CLASS.png, one grid row per class."""
+    seed in each class asked for (all by default, except for one trained on clusters, where each seed draws
+    its own): seed-NNNN-CLASS.png, one grid row per class."""
     from .files import check_output_file
     from .latent import load_z
 
@@ -422,8 +452,9 @@ def generate_files(options: GenerateOptions) -> Written:
             raise ConfigError(f"--z: the vectors have {z.shape[-1]} dimensions; this generator takes {gen.latent_dim}")
         z = z.reshape(-1, gen.latent_dim) * options.truncation
     seeds = options.seed_list() if z is None else list(range(len(z)))
-    rows: list[int | None] = list(gen.grid_classes(options.class_list())) if gen.class_names else [None]
     asked = options.class_list()
+    by_class = gen.class_names and not (gen.class_draw and not asked)  # clusters: each seed draws its own
+    rows: list[int | None] = list(gen.grid_classes(asked)) if by_class else [None]
     if not gen.class_names and asked:
         gen.class_index(asked[0])  # says the model has no classes
     if options.grid is not None and len(rows) * len(seeds) > MAX_GRID:
@@ -456,7 +487,7 @@ def generate_files(options: GenerateOptions) -> Written:
     if options.grid is not None:
         pixels = np.concatenate(grid_rows)
         captions = [(f"{gen.class_names[row]} " if row is not None else "") + str(s) for row in rows for s in seeds]
-        columns = len(seeds) if gen.class_names else None
+        columns = len(seeds) if by_class else None
         save_image(
             make_grid(pixels, columns, labels=captions, scale=label_scale(pixels.shape[1])), options.grid, "--grid"
         )

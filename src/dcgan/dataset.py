@@ -31,12 +31,12 @@ from typing import Any
 import numpy as np
 
 from .archives import ARCHIVE_SUFFIXES, Archive, is_archive
-from .config import DataConfig
+from .config import DataConfig, clusters_asked
 from .errors import UserError
 from .files import printable, read_json, write_json
 from .imagefiles import Decoded, DecodeSettings, ScanResult, decode_bytes, decode_file, scan_folder
 from .images import to_gray
-from .labels import assign_classes
+from .labels import Classes, as_clusters, assign_classes, cluster_labels
 from .progress import progress_bar
 
 CACHE_FORMAT = 3
@@ -157,7 +157,8 @@ def prepare_dataset(
     ``root`` is a folder, or a zip or tar archive (archives.ARCHIVE_SUFFIXES) read in place. Folders in
     ``exclude`` (the run folder being trained into) and dcgan run folders found inside are skipped and listed
     in the report.
-    ``classes`` ('folders' or a labels file) gives each image a class; ``channels`` 4 keeps transparency.
+    ``classes`` ('folders', a labels file or 'clusters:K') gives each image a class; ``channels`` 4 keeps
+    transparency.
     """
     root = Path(root)
     if not root.exists():
@@ -196,7 +197,11 @@ def prepare_dataset(
         return PreparedData(
             images=images, files=files, report=report, fingerprint=report["fingerprint"], cache_dir=cache_dir
         )
-    found = assign_classes(classes, files, [s["path"] for s in report["skipped"]])
+    k = clusters_asked(classes)
+    if k is None:
+        found = assign_classes(classes, files, [s["path"] for s in report["skipped"]])
+    else:
+        found = _clusters(images, k, cache_dir)
     fingerprint = hashlib.sha256(f"{report['fingerprint']}/{found.fingerprint}".encode()).hexdigest()[:24]
     return PreparedData(
         images=images,
@@ -207,6 +212,26 @@ def prepare_dataset(
         labels=found.labels,
         class_names=found.names,
     )
+
+
+def _clusters(images: np.ndarray, k: int, cache_dir: Path) -> Classes:
+    """``labels.cluster_labels`` of the decoded pictures, computed once and kept beside them in the cache, so a
+    resumed run (or another rank) finds the very same clusters whatever its BLAS and thread count."""
+    path = cache_dir / f"clusters-{k}.npy"
+    try:
+        labels = np.load(path)
+    except (OSError, ValueError, EOFError):
+        labels = None
+    if labels is None or labels.shape != (len(images),) or labels.min() < 0 or labels.max() >= k:
+        labels = cluster_labels(images, k)
+        partial = path.with_suffix(f".{os.getpid()}.tmp")
+        try:
+            with open(partial, "wb") as f:
+                np.save(f, labels)
+            os.replace(partial, path)
+        except OSError:  # a read-only cache: the clusters are computed again next time
+            partial.unlink(missing_ok=True)
+    return as_clusters(labels.astype(np.int64), k)
 
 
 def _load_cache(cache_dir: Path) -> tuple[dict[str, Any], list[str], np.ndarray] | None:

@@ -197,6 +197,7 @@ def metadata(loaded: Any, output: str) -> dict[str, str]:
         "step": str(loaded.step),
         "ema": str(loaded.used_ema).lower(),
         "class_names": json.dumps(list(loaded.class_names), ensure_ascii=False),
+        "class_draw": json.dumps(list(loaded.class_draw)),
     }
 
 
@@ -254,6 +255,7 @@ class OnnxGenerator:
         self.latent_dim = int(self.meta["latent_dim"])
         self.width, self.height = size_of(parse_size(self.meta["image_size"]))
         self.class_names = tuple(json.loads(self.meta.get("class_names", "[]")))
+        self.class_draw = tuple(float(p) for p in json.loads(self.meta.get("class_draw", "[]")))
 
     def render(self, z: np.ndarray, classes: np.ndarray | None = None, batch: int = 256) -> np.ndarray:
         """uint8 (N, H, W, C) for z (N, latent_dim) (and class indices (N,) for a class-conditional model)."""

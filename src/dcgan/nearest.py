@@ -81,8 +81,13 @@ def nearest_real(
     if n < 1 or k < 1:
         raise MetricsError("-n and -k must be at least 1")
     loaded = load_generator(run, resolve_device(device), ema=ema)
+    model = loaded.model
     generated = np.concatenate(
-        list(generated_images(loaded.net, loaded.model.latent_dim, loaded.model.output, n, loaded.model.num_classes))
+        list(
+            generated_images(
+                loaded.net, model.latent_dim, model.output, n, model.num_classes, class_draw=loaded.class_draw
+            )
+        )
     )
     # Real images decoded as the run decoded its training data, into the default cache.
     real = folder_features(

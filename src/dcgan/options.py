@@ -66,7 +66,7 @@ class GenerateOptions:
     classes: str | None = setting(
         None,
         "a class-conditional model's classes to draw, by name or index, e.g. ramen "
-        "or ramen,udon (default: all, one grid row each)",
+        "or ramen,udon (default: all, one grid row each; for a model trained on clusters, each seed's own)",
         flag="--class",
         metavar="CLASS[,CLASS]",
     )

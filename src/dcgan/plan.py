@@ -54,6 +54,7 @@ class DataFacts:
     images: int  # usable images (with --classes: those with a class)
     channels: int  # 1 when every image is gray, else 3
     class_names: tuple[str, ...] = ()  # with --classes
+    class_draw: tuple[float, ...] = ()  # with --classes clusters:K: each class's share of the images
 
 
 @dataclass(frozen=True)
@@ -127,6 +128,9 @@ class RunPlan:
     on_nan: OnNan
     progress: bool
     class_names: tuple[str, ...] = ()  # a class-conditional run's classes, in index order
+    # Clusters (--classes clusters:K) were never named by the user: a sample asked for without a class
+    # draws one with these probabilities (each cluster's share of the training images); () for named classes.
+    class_draw: tuple[float, ...] = ()
     balance: bool = False
     init_from: str = ""  # the checkpoint this run started from ("": random weights)
     freeze_d: int = 0  # D's first blocks kept as they were (FreezeD)
@@ -256,6 +260,7 @@ def resolve(request: TrainConfig, data: DataFacts, machine: Machine) -> RunPlan:
         on_nan=request.on_nan,
         progress=request.progress,
         class_names=data.class_names,
+        class_draw=data.class_draw,
         balance=request.balance,
         init_from=request.init_from or "",
         freeze_d=request.freeze_d,
@@ -341,7 +346,8 @@ def describe(plan: RunPlan, images_per_sec: float | None = None, where: str | No
             f"classes:   {len(plan.class_names)} ({', '.join(plan.class_names[:12])}"
             + (", ..." if len(plan.class_names) > 12 else "")
             + f"); G by {m.class_input}, D by projection"
-            + ("; drawn equally (--balance)" if plan.balance else ""),
+            + ("; drawn equally (--balance)" if plan.balance else "")
+            + ("; clusters of look-alike pictures, each sample's drawn by its seed" if plan.class_draw else ""),
         )
     if images_per_sec:
         seconds = plan.steps * plan.batch_size / images_per_sec

@@ -131,12 +131,17 @@ def _generator_sections(folder: RunFolder, nearest_real: str | os.PathLike | Non
         return ["<p>No checkpoint yet: no samples to show.</p>"]
     from .figures import walk_strip
     from .images import default_scale
+    from .options import MAX_GRID
 
+    seeds = range(32)
+    # A row per class for named classes, as many as fit in one grid; a model on clusters draws each seed's.
+    many = not gen.class_draw and len(gen.class_names) * len(seeds) > MAX_GRID
+    rows = gen.class_names[: MAX_GRID // len(seeds)] if many else None
     parts = [
         f"<h2>Samples</h2><p>From {html.escape(gen.origin)}.</p>",
-        _img(_png(gen.grid(seeds=range(32), columns=8)), "samples"),
+        _img(_png(gen.grid(seeds=seeds, columns=8, classes=rows)), "samples"),
     ]
-    label = gen.class_names[0] if gen.class_names else None
+    label = gen.class_names[0] if gen.class_names and not gen.class_draw else None
     frames = gen.interpolate([0, 1, 2], frames=8, classes=label)
     scale = default_scale(frames.shape[1], 48)
     strip = walk_strip(frames, 8, ["seed 0", "seed 1", "seed 2"], scale=scale)

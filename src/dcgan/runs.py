@@ -282,6 +282,7 @@ class LoadedGenerator:
     data: DataConfig  # how the run decoded its images: real images for metrics are decoded the same way
     discriminator: torch.nn.Module | None = None  # with load_generator(..., discriminator=True), in eval mode
     class_names: tuple[str, ...] = ()  # a class-conditional run's classes, in index order
+    class_draw: tuple[float, ...] = ()  # clusters: how a sample without a class draws one (plan.RunPlan)
 
     def describe(self) -> str:
         """'best.safetensors (step 4000, FID 31.2, EMA)' for the message of each command."""
@@ -331,4 +332,5 @@ def load_generator(
         data=data,
         discriminator=critic,
         class_names=tuple(str(c) for c in record.plan.get("class_names", ())),
+        class_draw=tuple(float(p) for p in record.plan.get("class_draw", ())),
     )

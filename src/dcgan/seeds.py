@@ -41,6 +41,21 @@ def z_rows(seeds: Iterable[int], latent_dim: int) -> np.ndarray:
     return np.stack(rows).astype(np.float32) if rows else np.zeros((0, latent_dim), np.float32)
 
 
+def seed_classes(seeds: Iterable[int], weights: Sequence[float], latent_dim: int) -> np.ndarray:
+    """(N,) int64: the class each seed draws when a model's classes are clusters and none is asked for
+    (``plan.RunPlan.class_draw``): the ``random_sample()`` that follows the seed's z in its stream
+    (``RandomState(seed)``: ``standard_normal(latent_dim)``, then one uniform number), placed on the
+    cumulative weights, so a seed draws the same class everywhere and apart from its z's numbers."""
+    cumulative = np.cumsum(np.asarray(weights, dtype=np.float64))
+    u = []
+    for s in seeds:
+        stream = np.random.RandomState(check_seed(s))
+        stream.standard_normal(latent_dim)
+        u.append(stream.random_sample())
+    picked = np.searchsorted(cumulative / cumulative[-1], u, side="right")
+    return np.minimum(picked, len(cumulative) - 1).astype(np.int64)
+
+
 def check_seed(seed: int) -> int:
     """A seed as an int in 0..2**32-1; ValueError otherwise (larger seeds would wrap onto smaller ones)."""
     if isinstance(seed, (bool, float)) or not isinstance(seed, (int, np.integer)):

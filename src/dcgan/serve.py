@@ -86,9 +86,10 @@ def _png(image: Any) -> Response:
 
 
 def _class(request: Request, gen: Any) -> str | None:
-    """The class asked for (a conditional model needs one: the first by default)."""
+    """The class asked for (a conditional model needs one: the first by default; one trained on clusters draws
+    each seed's own when none is asked for)."""
     asked = request.query_params.get("class") or None
-    if gen.class_names and asked is None:
+    if gen.class_names and asked is None and not gen.class_draw:
         return gen.class_names[0]
     if asked is not None:
         gen.class_index(asked)  # refuses unknown names and classes for an unconditional model
@@ -224,6 +225,7 @@ def run_summary(folder: RunFolder, explorer: Explorer) -> dict[str, Any]:
         "samples": samples,
         "checkpoint": None if checkpoint is None else {"file": checkpoint.name},
         "classes": (plan or {}).get("class_names", []),
+        "classes_drawn": bool((plan or {}).get("class_draw")),  # clusters: no class asked = each seed's own
         "status": {
             "step": step,
             "total": total,

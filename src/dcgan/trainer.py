@@ -25,7 +25,7 @@ import torch
 from . import __version__
 from . import checkpoint as ckpt
 from .augment import Augmenter, adjust_p, parse_policy
-from .config import ModelSpec, TrainConfig
+from .config import ModelSpec, TrainConfig, clusters_asked
 from .dataset import EpochSampler, PreparedData, prepare_dataset, summary_line
 from .devices import OthersBusy, busy_cores_hint, cpu_threads, machine, resolve_device
 from .distributed import DistContext, all_mean, barrier, shutdown
@@ -134,7 +134,13 @@ def prepare_run(
             labels=data.labels[keep],
             files=[f for f, k in zip(data.files, keep) if k],
         )
-    facts = DataFacts(images=len(data.images), channels=data.report["channels"], class_names=data.class_names)
+    draw: tuple[float, ...] = ()
+    if clusters_asked(request.classes) and data.labels is not None:
+        counts = np.bincount(data.labels, minlength=len(data.class_names))
+        draw = tuple(float(c) / float(counts.sum()) for c in counts)
+    facts = DataFacts(
+        images=len(data.images), channels=data.report["channels"], class_names=data.class_names, class_draw=draw
+    )
     plan = resolve(request, facts, machine(device, dist.world))
     return data, plan if continuing is None else continue_plan(plan, continuing)
 
@@ -454,7 +460,10 @@ class Trainer:
             self._scorer = metrics.TrainingScorer(
                 plan.inception, self.device, self.data.images[: plan.eval_n], plan.eval_n
             )
-        row = self._scorer(self.sampling_generator(), plan.model.latent_dim, plan.model.output, plan.model.num_classes)
+        model = plan.model
+        row = self._scorer(
+            self.sampling_generator(), model.latent_dim, model.output, model.num_classes, plan.class_draw
+        )
         if row["fid"] < self.best_fid:
             self.best_fid, self.evals_since_best = row["fid"], 0
             ckpt.save(self.folder.best, self._record())

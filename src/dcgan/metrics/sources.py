@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -38,18 +38,28 @@ def _extract(extractor: Extractor, chunks: Iterable[np.ndarray], total: int, des
 
 
 def generated_images(
-    generator: Any, latent_dim: int, output: str, n: int, num_classes: int = 0, only_class: int | None = None
+    generator: Any,
+    latent_dim: int,
+    output: str,
+    n: int,
+    num_classes: int = 0,
+    only_class: int | None = None,
+    class_draw: Sequence[float] = (),
 ) -> Iterator[np.ndarray]:
     """uint8 (N, H, W, C) chunks of images for seeds 0..n-1, the seeds ``dcgan generate -n`` uses; a
-    class-conditional G draws seed s as class s mod K (every class equally), or all as ``only_class``."""
+    class-conditional G draws seed s as class s mod K (every class equally), or all as ``only_class``; one
+    trained on clusters (``class_draw``, plan.RunPlan) each seed's cluster, as ``dcgan generate`` does."""
     import torch
 
     from ..sampling import generate, z_from_seeds
+    from ..seeds import seed_classes
 
     for start in range(0, n, _CHUNK):
         seeds = range(start, min(n, start + _CHUNK))
         classes = None
-        if num_classes:
+        if num_classes and only_class is None and class_draw:
+            classes = torch.from_numpy(seed_classes(seeds, class_draw, latent_dim))
+        elif num_classes:
             classes = torch.tensor([only_class if only_class is not None else s % num_classes for s in seeds])
         yield generate(generator, z_from_seeds(seeds, latent_dim), output, classes)
 
@@ -77,7 +87,10 @@ def generator_features(
     if n < 2:
         raise MetricsError(f"-n must be at least 2, got {n}")
     loaded = load_generator(path, resolve_device(device), ema=ema)
-    chunks = generated_images(loaded.net, loaded.model.latent_dim, loaded.model.output, n, loaded.model.num_classes)
+    model = loaded.model
+    chunks = generated_images(
+        loaded.net, model.latent_dim, model.output, n, model.num_classes, class_draw=loaded.class_draw
+    )
     features = _extract(extractor, chunks, n, "features (generated)", progress)
     return GeneratedFeatures(features=features, loaded=loaded)
 

@@ -21,8 +21,10 @@ class TrainingScorer:
         self.real = self.extractor(real_images)
         self.n = n  # generated images per score, seeds 0..n-1
 
-    def __call__(self, generator: Any, latent_dim: int, output: str, num_classes: int = 0) -> dict[str, float]:
-        chunks = generated_images(generator, latent_dim, output, self.n, num_classes)
+    def __call__(
+        self, generator: Any, latent_dim: int, output: str, num_classes: int = 0, class_draw: tuple[float, ...] = ()
+    ) -> dict[str, float]:
+        chunks = generated_images(generator, latent_dim, output, self.n, num_classes, class_draw=class_draw)
         fake = np.concatenate([self.extractor(c) for c in chunks])
         result = scores(fake, self.real, kid_subset_size=min(1000, self.n))
         return {k: float(v) for k, v in result.items() if k in ("fid", "kid", "kid_std", "precision", "recall")}
