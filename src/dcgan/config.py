@@ -465,7 +465,7 @@ class TrainConfig:
 # epochs, DiffAugment at p = 1 on small folders. 'seed': the code of the tutorial this project grew from
 # (see README): widths 64..256, LSGAN, sigmoid output, Adam defaults, batch 10, alternate D/G
 # iterations, D skipped below a loss of 0.1. 'best': self-conditioning on 20 pixel clusters, which took
-# Fashion-MNIST's FID from 19.88 to 13.23 (3 seeds; 50 clusters scored the same on the proxy, 100 worse;
+# Fashion-MNIST's FID from 19.88 to 13.65 (3 seeds; 50 clusters scored the same on the proxy, 100 worse;
 # BENCHMARKS.md, issue 26).
 PRESET_VALUES: dict[str, dict[str, Any]] = {
     "default": {},

@@ -7,7 +7,7 @@ cannot train: fewer than two classes, or a class whose pictures were all unusabl
 groups the decoded pictures by k-means on their pixels' principal components, for a folder that is not
 sorted into kinds: self-conditioning (after Liu et al. 2020, "Diverse Image Generation via
 Self-Conditioned GANs", who cluster D's features; here the pixels, so the classes exist before training).
-On Fashion-MNIST 20 such clusters took FID from 19.88 to 13.23 (BENCHMARKS.md, issue 26). No torch.
+On Fashion-MNIST 20 such clusters took FID from 19.88 to 13.65 (BENCHMARKS.md, issue 26). No torch.
 """
 
 from __future__ import annotations
