@@ -161,6 +161,10 @@ class TrainedGenerator:
             raise ConfigError(f"{len(picked)} classes for {n} images: give one class, or one per image")
         return torch.tensor(picked, dtype=torch.int64)
 
+    def drawn_class(self, seed: int) -> str:
+        """The cluster a seed draws (as a class index) for a generator trained on clusters."""
+        return str(int(seed_classes([seed], self.class_draw, self.latent_dim)[0]))
+
     # --- z and images ----------------------------------------------------------------------------------
     def z(self, seeds: Iterable[int], truncation: float = 1.0) -> torch.Tensor:
         """(N, latent_dim) z for seeds, scaled toward the mean (zero) by ``truncation``."""
@@ -266,8 +270,7 @@ class TrainedGenerator:
         label: str | None = walk.label
         first = walk.seed_list()[0]
         if label is None and self.class_draw and isinstance(first, int):
-            # the whole walk in its first seed's cluster
-            label = str(int(seed_classes([first], self.class_draw, self.latent_dim)[0]))
+            label = self.drawn_class(first)  # the whole walk in its first seed's cluster
         return self.images(z=path, classes=label)
 
     def stops(self, walk: WalkSpec) -> tuple[torch.Tensor, list[str]]:
@@ -318,11 +321,10 @@ class TrainedGenerator:
         labels = [t.label if isinstance(t, Labelled) else None for _, t in terms]
         if not self.class_draw:
             return labels
-        drawn = [
-            int(seed_classes(t[:1], self.class_draw, self.latent_dim)[0]) if isinstance(t, list) else None
-            for _, t in terms
+        return [
+            self.drawn_class(t[0]) if label is None and isinstance(t, list) else label
+            for (_, t), label in zip(terms, labels)
         ]
-        return [str(d) if label is None and d is not None else label for label, d in zip(labels, drawn)]
 
     def evaluate(self, spec: ArithmeticSpec, shown: int = 8) -> tuple[torch.Tensor, Image.Image]:
         """The result z of a checked expression and its figure; only the first ``shown`` seeds of a term are

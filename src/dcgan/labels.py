@@ -198,6 +198,12 @@ def _kmeans(points: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
     return labels
 
 
+def class_shares(labels: np.ndarray, k: int) -> np.ndarray:
+    """Each of the k classes' share of the labelled images, float64 summing to 1."""
+    counts = np.bincount(labels, minlength=k).astype(np.float64)
+    return counts / counts.sum()
+
+
 def balanced_weights(labels: np.ndarray) -> np.ndarray:
     """Sampling probability per image that draws every class equally often."""
     counts = np.bincount(labels)

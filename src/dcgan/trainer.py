@@ -34,7 +34,7 @@ from .errors import UserError
 from .files import write_json
 from .graphs import StepGraph, graphs_usable
 from .images import make_grid, save_image
-from .labels import balanced_weights
+from .labels import balanced_weights, class_shares
 from .monitor import Monitor, diversity
 from .plan import UNTIL_TIME, DataFacts, RunPlan, continue_plan, describe, format_duration, resolve, too_short
 from .progress import RunClock, progress_bar
@@ -136,8 +136,7 @@ def prepare_run(
         )
     draw: tuple[float, ...] = ()
     if clusters_asked(request.classes) and data.labels is not None:
-        counts = np.bincount(data.labels, minlength=len(data.class_names))
-        draw = tuple(float(c) / float(counts.sum()) for c in counts)
+        draw = tuple(float(p) for p in class_shares(data.labels, len(data.class_names)))
     facts = DataFacts(
         images=len(data.images), channels=data.report["channels"], class_names=data.class_names, class_draw=draw
     )
@@ -329,8 +328,7 @@ class Trainer:
             return None
         if self.plan.balance:
             return np.full(len(self.plan.class_names), 1.0 / len(self.plan.class_names))
-        counts = np.bincount(labels, minlength=len(self.plan.class_names)).astype(np.float64)
-        return counts / counts.sum()
+        return class_shares(labels, len(self.plan.class_names))
 
     def _sampler(self, epoch: int = 0, batch: int = 0) -> EpochSampler:
         weights = balanced_weights(self.data.labels) if self.plan.balance and self.data.labels is not None else None
