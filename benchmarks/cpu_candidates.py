@@ -8,6 +8,7 @@ verdict is the median of the per-round rates and the per-round ratios to the fir
   contiguous       PyTorch's default memory layout (what --no-channels-last gives)
   channels_last    the CPU default since issue 28
   fused_adam       channels_last with Adam(fused=True)
+  simultaneous     channels_last with --simultaneous (one D pass on the fakes serves both updates)
   compile          channels_last with G and D through torch.compile (inductor; needs a C++ compiler;
                    its first steps compile, timed separately). Only with --compile: it costs minutes.
 
@@ -33,8 +34,16 @@ from throughput import AVX2_ENV, DcganRunner, describe_device, run_as_isa
 Candidate = Callable[[torch.Tensor], DcganRunner]
 
 
-def _runner(images: torch.Tensor, channels_last: bool) -> DcganRunner:
-    return DcganRunner(images, images.shape[1], 64, amp=False, channels_last=channels_last, device=torch.device("cpu"))
+def _runner(images: torch.Tensor, channels_last: bool, simultaneous: bool = False) -> DcganRunner:
+    return DcganRunner(
+        images,
+        images.shape[1],
+        64,
+        amp=False,
+        channels_last=channels_last,
+        device=torch.device("cpu"),
+        simultaneous=simultaneous,
+    )
 
 
 def _fused(images: torch.Tensor) -> DcganRunner:
@@ -67,6 +76,7 @@ def main(argv: list[str] | None = None) -> None:
         "contiguous": lambda x: _runner(x, False),
         "channels_last": lambda x: _runner(x, True),
         "fused_adam": _fused,
+        "simultaneous": lambda x: _runner(x, True, simultaneous=True),
     }
     if args.compile:
         makers["compile"] = _compiled

@@ -104,6 +104,7 @@ class DcganRunner:
         device: torch.device,
         seed: int = 0,
         graphs: bool = False,
+        simultaneous: bool = False,
     ) -> None:
         self.images, self.device, self.batch_size = images, device, batch_size
         torch.manual_seed(seed)
@@ -123,7 +124,10 @@ class DcganRunner:
             opt_g=torch.optim.Adam(generator.parameters(), **adam),
             opt_d=torch.optim.Adam(discriminator.parameters(), **adam),
         )
-        self.options = StepOptions(loss="bce", output="tanh", amp=amp, channels_last=channels_last)
+        self.simultaneous = simultaneous
+        self.options = StepOptions(
+            loss="bce", output="tanh", amp=amp, channels_last=channels_last, simultaneous=simultaneous
+        )
         self.sampler = EpochSampler(images.shape[0], batch_size, seed)
         self.z_gen = torch.Generator(device=device).manual_seed(seed)
         self.steps = 0
@@ -334,6 +338,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="torch intra-op threads for every contender (default: torch's own choice)",
     )
     parser.add_argument(
+        "--simultaneous",
+        action="store_true",
+        help="add dcgan fast with --simultaneous (one D pass on the fakes serves D's and G's update)",
+    )
+    parser.add_argument(
         "--isa",
         choices=("native", "avx2"),
         default="native",
@@ -423,6 +432,15 @@ def main(argv: list[str] | None = None) -> None:
                     batch,
                 )
             )
+        if args.simultaneous:
+            contenders.append(
+                Contender(
+                    f"{fast_name[:-1]}, --simultaneous)",
+                    lambda: DcganRunner(images, size, batch, amp, channels_last, device, simultaneous=True),
+                    batch,
+                    amp=amp,
+                )
+            )
         if device.type == "cuda":
             contenders += [
                 Contender(f"{fast_name}", lambda b=b: DcganRunner(images, size, b, amp, channels_last, device), b)
@@ -453,8 +471,15 @@ def main(argv: list[str] | None = None) -> None:
             c.run(device, None, args.warmup, timed=False)
         # Counted on eager steps: a CUDA graph's replay dispatches no operators to count.
         base_flops, dcgan_flops = step_flops(contenders[0].runner), step_flops(contenders[1].runner)
+        simultaneous_flops = next(
+            (step_flops(c.runner) for c in contenders if isinstance(c.runner, DcganRunner) and c.runner.simultaneous),
+            float("nan"),
+        )
         for c in contenders:
-            c.flops_per_image = base_flops if isinstance(c.runner, BaselineRunner) else dcgan_flops
+            if isinstance(c.runner, BaselineRunner):
+                c.flops_per_image = base_flops
+            else:
+                c.flops_per_image = simultaneous_flops if c.runner.simultaneous else dcgan_flops
         rounds = max(1, args.rounds)
         wall0, (busy0, own0) = time.perf_counter(), cpu_seconds()
         for r in range(rounds):
@@ -499,6 +524,7 @@ def main(argv: list[str] | None = None) -> None:
         print(
             f"\none step counts {contenders[1].flops_per_image / 1e9:.2f} GFLOP per image in dcgan, "
             f"{base.flops_per_image / 1e9:.2f} in the baseline (layer shapes; multiply-add = 2)"
+            + (f", {simultaneous_flops / 1e9:.2f} with --simultaneous" if args.simultaneous else "")
         )
         for amp_on, (_, how) in peaks.items():
             print(f"peak {'bf16' if amp_on else 'fp32'}: {how}")

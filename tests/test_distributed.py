@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
 
 from dcgan.runs import latest_checkpoint
@@ -41,9 +42,10 @@ def weights(run):
     return state
 
 
-def test_two_processes_match_one_with_the_same_global_batch(image_folder, tmp_path):
-    run_cli("train", str(image_folder), "--out", str(tmp_path / "one"), *ARGS, "--steps", "4")
-    torchrun("train", str(image_folder), "--out", str(tmp_path / "two"), *ARGS, "--steps", "4", "--sync-bn")
+@pytest.mark.parametrize("update", [[], ["--simultaneous"]], ids=["sequential", "simultaneous"])
+def test_two_processes_match_one_with_the_same_global_batch(image_folder, tmp_path, update):
+    run_cli("train", str(image_folder), "--out", str(tmp_path / "one"), *ARGS, *update, "--steps", "4")
+    torchrun("train", str(image_folder), "--out", str(tmp_path / "two"), *ARGS, *update, "--steps", "4", "--sync-bn")
     a, b = weights(tmp_path / "one"), weights(tmp_path / "two")
     assert a["step"] == b["step"] == 4
     for part in ("generator", "discriminator", "ema"):

@@ -93,3 +93,36 @@ def test_train_step_updates_both_on_one_generator_forward():
     m = train_step(s, torch.rand(4, 3, 16, 16) * 2 - 1, torch.randn(4, 8), StepOptions(), ema_beta=0.5)
     assert calls == [1] and changed(g0, s.generator) and changed(d0, s.discriminator)
     assert {"d_loss", "g_loss", "d_real", "d_fake"} <= set(m)
+
+
+@pytest.mark.parametrize("loss", ["bce", "hinge"])
+def test_simultaneous_step_is_d_update_and_g_update_against_the_d_before_it(loss):
+    """--simultaneous: D's update is the sequential step's; G's is the one it would take against D as it was
+    before this step's update; D runs one forward pass on the fakes instead of two."""
+    from dcgan.step import train_step
+
+    sim = make_state()
+    seq, before = copy.deepcopy(sim), copy.deepcopy(sim)
+    real, z = torch.rand(4, 3, 16, 16) * 2 - 1, torch.randn(4, 8)
+    passes = []
+    sim.discriminator.register_forward_hook(lambda *a: passes.append(1))
+    m = train_step(sim, real, z, StepOptions(loss=loss, simultaneous=True), ema_beta=0.5)
+    train_step(seq, real, z, StepOptions(loss=loss), ema_beta=0.5)
+    generator_step(before, z, StepOptions(loss=loss), ema_beta=0.5)  # G's update against the D of before
+    assert len(passes) == 2  # real and fake; the sequential step makes three
+    for a, b in zip(sim.discriminator.parameters(), seq.discriminator.parameters()):
+        torch.testing.assert_close(a, b)
+    for a, b in zip(sim.generator.parameters(), before.generator.parameters()):
+        torch.testing.assert_close(a, b)
+    assert not all(torch.equal(a, b) for a, b in zip(sim.generator.parameters(), seq.generator.parameters()))
+    assert {"d_loss", "g_loss", "d_real", "d_fake", "d_updated"} <= set(m) and m["d_updated"].item() == 1
+    assert all(p.requires_grad for p in sim.discriminator.parameters())
+
+
+def test_simultaneous_step_with_d_skip_updates_g_only():
+    from dcgan.step import train_step
+
+    s = make_state()
+    g0, d0 = params(s.generator), params(s.discriminator)
+    m = train_step(s, torch.zeros(4, 3, 16, 16), torch.randn(4, 8), StepOptions(simultaneous=True, d_skip_below=1e9))
+    assert m["d_updated"].item() == 0 and not changed(d0, s.discriminator) and changed(g0, s.generator)

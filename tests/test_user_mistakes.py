@@ -54,6 +54,7 @@ TRAIN = [
     (["--time", "30x"], 2, "expected a duration"),
     (["--steps", "1", "--epochs", "1"], 2, "give one run length"),
     (["--patience", "3"], 2, "add --eval-every"),
+    (["--simultaneous", "--alternate"], 2, "not with --alternate"),
     (["--seed", "4294967296"], 2, "--seed must be at most 4294967295"),
     (["--device", "tpu"], 2, "invalid choice: 'tpu'"),
     (["--threads", "0"], 2, "--threads must be at least 1"),

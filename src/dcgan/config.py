@@ -358,6 +358,11 @@ class TrainConfig:
     alternate: bool = setting(
         False, "update D and G on alternate iterations (the tutorial, see README) instead of both each step"
     )
+    simultaneous: bool = setting(
+        False,
+        "one D pass on the fakes serves both updates, G's against D as it was before this step's update: "
+        "a faster step, a little lower quality (BENCHMARKS.md)",
+    )
     d_skip_below: float | None = setting(
         None, "skip a D update when its loss is already below this (the tutorial, see README: 0.1)", low=0, high=100
     )
@@ -455,6 +460,8 @@ class TrainConfig:
             raise ConfigError("--patience counts evaluations: add --eval-every N")
         if self.freeze_d and self.init_from is None:
             raise ConfigError("--freeze-d keeps pretrained layers: add --init-from RUN")
+        if self.simultaneous and self.alternate:
+            raise ConfigError("--simultaneous updates D and G from one pass on the same fakes: not with --alternate")
         if self.balance and self.classes is None:
             raise ConfigError("--balance draws classes equally: add --classes folders (or a labels file)")
         clusters_asked(self.classes)

@@ -42,6 +42,8 @@ def unsupported(config: RunPlan, distributed: bool, images_on_device: bool) -> s
         reasons.append("torchrun (DDP's gradient all-reduce is not captured here)")
     if config.alternate:
         reasons.append("the alternate D/G schedule")
+    if config.simultaneous:
+        reasons.append("--simultaneous (not captured)")
     if config.d_skip_below > 0:
         reasons.append("--d-skip-below (it reads D's loss on the host every step)")
     if config.class_names:

@@ -103,6 +103,7 @@ class RunPlan:
     ema: bool
     ema_beta: float
     alternate: bool
+    simultaneous: bool
     d_skip_below: float  # 0 = never skip
     sample_every: int
     checkpoint_every: int
@@ -235,6 +236,7 @@ def resolve(request: TrainConfig, data: DataFacts, machine: Machine) -> RunPlan:
         ema=request.ema,
         ema_beta=request.ema_beta,
         alternate=request.alternate,
+        simultaneous=request.simultaneous,
         d_skip_below=request.d_skip_below or 0.0,
         sample_every=sample_every,
         checkpoint_every=request.checkpoint_every,
@@ -330,7 +332,8 @@ def describe(plan: RunPlan, images_per_sec: float | None = None, where: str | No
         f"training:  {plan.loss} loss, batch {plan.batch_size}, Adam lr G {plan.lr_g:g} D {plan.lr_d:g} betas "
         f"({plan.beta1:g}, {plan.beta2:g})"
         + (f", EMA {plan.ema_beta:g}" if plan.ema else ", no EMA")
-        + (", alternate D/G" if plan.alternate else ""),
+        + (", alternate D/G" if plan.alternate else "")
+        + (", simultaneous D/G" if plan.simultaneous else ""),
         f"augment:   {plan.augment}"
         + (
             f" ({plan.augment_policy}, p " + ("adaptive" if plan.augment_adaptive else f"{plan.augment_p:g}") + ")"

@@ -247,6 +247,7 @@ class Trainer:
             channels_last=plan.channels_last,
             d_skip_below=plan.d_skip_below,
             r1_weight=plan.r1_gamma / 2 * plan.r1_every,
+            simultaneous=plan.simultaneous,
         )
         self.z_gen = torch.Generator(device=self.device).manual_seed(plan.seed)
         # A stream of its own, so that turning augmentation on or off leaves the z stream unchanged.
