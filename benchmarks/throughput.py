@@ -124,7 +124,6 @@ class DcganRunner:
             opt_g=torch.optim.Adam(generator.parameters(), **adam),
             opt_d=torch.optim.Adam(discriminator.parameters(), **adam),
         )
-        self.simultaneous = simultaneous
         self.options = StepOptions(
             loss="bce", output="tanh", amp=amp, channels_last=channels_last, simultaneous=simultaneous
         )
@@ -472,14 +471,18 @@ def main(argv: list[str] | None = None) -> None:
         # Counted on eager steps: a CUDA graph's replay dispatches no operators to count.
         base_flops, dcgan_flops = step_flops(contenders[0].runner), step_flops(contenders[1].runner)
         simultaneous_flops = next(
-            (step_flops(c.runner) for c in contenders if isinstance(c.runner, DcganRunner) and c.runner.simultaneous),
+            (
+                step_flops(c.runner)
+                for c in contenders
+                if isinstance(c.runner, DcganRunner) and c.runner.options.simultaneous
+            ),
             float("nan"),
         )
         for c in contenders:
             if isinstance(c.runner, BaselineRunner):
                 c.flops_per_image = base_flops
             else:
-                c.flops_per_image = simultaneous_flops if c.runner.simultaneous else dcgan_flops
+                c.flops_per_image = simultaneous_flops if c.runner.options.simultaneous else dcgan_flops
         rounds = max(1, args.rounds)
         wall0, (busy0, own0) = time.perf_counter(), cpu_seconds()
         for r in range(rounds):

@@ -126,3 +126,21 @@ def test_simultaneous_step_with_d_skip_updates_g_only():
     g0, d0 = params(s.generator), params(s.discriminator)
     m = train_step(s, torch.zeros(4, 3, 16, 16), torch.randn(4, 8), StepOptions(simultaneous=True, d_skip_below=1e9))
     assert m["d_updated"].item() == 0 and not changed(d0, s.discriminator) and changed(g0, s.generator)
+
+
+def test_train_simultaneous_reaches_the_step(image_folder, tmp_path):
+    """`dcgan train --simultaneous` trains with the simultaneous step (other weights than the default's from
+    the same seed) and says so in its plan."""
+    from dcgan.runs import latest_checkpoint
+
+    from conftest import TINY, load_state, run_cli
+
+    common = [str(image_folder), *TINY, "--augment", "none", "--seed", "3", "--no-amp", "--steps", "2"]
+    run_cli("train", *common, "--out", str(tmp_path / "seq"))
+    run_cli("train", *common, "--out", str(tmp_path / "sim"), "--simultaneous")
+    seq, sim = (load_state(latest_checkpoint(tmp_path / r / "checkpoints")) for r in ("seq", "sim"))
+    assert any(not torch.equal(seq["generator"][k], sim["generator"][k]) for k in seq["generator"])
+    assert (
+        "simultaneous D/G"
+        in run_cli("train", *common, "--out", str(tmp_path / "dry"), "--simultaneous", "--dry-run").stdout
+    )
