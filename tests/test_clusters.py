@@ -165,7 +165,8 @@ def test_the_checks_and_the_preset(tmp_path):
     for bad in ("clusters:1", "clusters:x", "clusters:", "clusters:1001"):
         with pytest.raises(ConfigError, match="expected clusters:K"):
             build_config({"classes": bad})
-    assert build_config(preset="best").classes == "clusters:20"
+    best = build_config(preset="best")
+    assert best.classes == "clusters:20" and best.model.net_width == 128 and best.model.g_width is None
     assert build_config({"classes": "folders"}, preset="best").classes == "folders"
     assert build_config(preset="default").classes is None
     proc = run_cli("train", str(tmp_path), "--out", str(tmp_path / "r"), "--classes", "clusters:0", check=False)

@@ -50,6 +50,16 @@ def test_small_folder_gets_augmentation_adaptive_p_narrow_networks_and_says_so()
     assert asked.augment == "none" and asked.model.g_width == asked.model.d_width == 48 and not asked.notes[:-1]
 
 
+def test_net_width_sets_both_networks_on_big_folders_only_and_yields_to_explicit_widths():
+    wide = plan_for({"model.net_width": 128}, images=5000)
+    assert wide.model.g_width == wide.model.d_width == 128
+    small = plan_for({"model.net_width": 128}, images=500)  # a small folder stays narrow, and says why
+    assert small.model.g_width == 32 and any("--net-width applies from 2,000 images" in n for n in small.notes)
+    mixed = plan_for({"model.net_width": 128, "model.d_width": 96}, images=5000)
+    assert (mixed.model.g_width, mixed.model.d_width) == (128, 96)
+    assert plan_for({"model.net_width": 128, "model.g_width": 48}, images=5000).model.d_width == 48
+
+
 def test_batch_shrinks_to_a_tiny_folder_and_precision_follows_the_machine():
     plan = plan_for(images=20)
     assert plan.batch_size == 20 and any("fewer than --batch-size 128" in n for n in plan.notes)
@@ -131,6 +141,17 @@ def test_dry_run_prints_the_plan_and_writes_nothing(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "12 images" in out and "length:" in out and "time:      about" in out and "images/s" in out
     assert not run.exists()
+
+
+def test_preset_best_widens_the_networks_of_a_big_folder_and_a_flag_overrides_it(tmp_path, capsys):
+    write_images(tmp_path / "data", 2000, size=8)
+    common = ["train", str(tmp_path / "data"), "--dry-run", "--image-size", "16", "--threads", "1"]
+    assert main([*common, "--out", str(tmp_path / "a"), "--preset", "best"]) == 0
+    assert "G width 128, D width 128" in capsys.readouterr().out
+    assert main([*common, "--out", str(tmp_path / "b"), "--preset", "best", "--net-width", "96"]) == 0
+    assert "G width 96, D width 96" in capsys.readouterr().out
+    assert main([*common, "--out", str(tmp_path / "c")]) == 0
+    assert "G width 64, D width 64" in capsys.readouterr().out
 
 
 def test_the_trainer_is_usable_as_soon_as_it_is_built(image_folder, tmp_path):

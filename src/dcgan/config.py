@@ -203,9 +203,15 @@ class ModelConfig:
         None, "image channels: 1, 3, or 4 to keep transparency (RGBA); default: taken from the data", choices=(1, 3, 4)
     )
     latent_dim: int = setting(100, "length of the latent vector z", low=1, high=4096)
+    net_width: int = setting(
+        64,
+        "the networks' width on folders of 2,000 images or more, where --g-width and --d-width are not given",
+        low=1,
+        high=MAX_WIDTH,
+    )
     g_width: int | None = setting(
         None,
-        "channels of the generator's last hidden layer; default 64, or 32 for folders under 2,000 images",
+        "channels of the generator's last hidden layer; default --net-width, or 32 for folders under 2,000 images",
         low=1,
         high=MAX_WIDTH,
     )
@@ -261,10 +267,13 @@ class ModelSpec:
         return size_of(self.image_size)[1]
 
 
-def model_spec(model: ModelConfig, channels: int | None = None, width: int = 64, num_classes: int = 0) -> ModelSpec:
+def model_spec(
+    model: ModelConfig, channels: int | None = None, width: int | None = None, num_classes: int = 0
+) -> ModelSpec:
     """The networks a ModelConfig asks for, with what it leaves open decided: the channels (the config's, else
-    ``channels``, else 3), the widths (G's defaulting to ``width``, D's to G's) and the number of classes."""
-    g_width = model.g_width or width
+    ``channels``, else 3), the widths (G's defaulting to ``width``, else the config's ``net_width``; D's to G's)
+    and the number of classes."""
+    g_width = model.g_width or width or model.net_width
     return ModelSpec(
         image_size=model.image_size,
         channels=model.channels or channels or 3,
@@ -314,8 +323,8 @@ class TrainConfig:
         "default",
         "starting values: 'default' (tuned for user folders), 'paper' (Radford "
         "et al. 2015, as this tool first shipped it), 'seed' (the tutorial, see README) or 'best' (the default "
-        "trained on 20 clusters of look-alike pictures, --classes clusters:20: the best FID measured on "
-        "Fashion-MNIST; needs 200 pictures or more)",
+        "trained on 20 clusters of look-alike pictures, --classes clusters:20, with networks twice as wide, "
+        "--net-width 128: the best FID measured on Fashion-MNIST; needs 200 pictures or more)",
     )
     loss: Loss = setting("bce", "GAN loss: non-saturating bce, least squares, or hinge")
     batch_size: int = setting(
@@ -472,11 +481,11 @@ class TrainConfig:
 # epochs, DiffAugment at p = 1 on small folders. 'seed': the code of the tutorial this project grew from
 # (see README): widths 64..256, LSGAN, sigmoid output, Adam defaults, batch 10, alternate D/G
 # iterations, D skipped below a loss of 0.1. 'best': self-conditioning on 20 pixel clusters, which took
-# Fashion-MNIST's FID from 19.88 to 13.65 (3 seeds; 50 clusters scored the same on the proxy, 100 worse;
-# BENCHMARKS.md, issue 26).
+# Fashion-MNIST's FID from 19.88 to 13.65 (3 seeds; 50 clusters scored the same on the proxy, 100 worse),
+# with both networks at width 128, which took it on to 11.32 (3 seeds; BENCHMARKS.md, issue 26).
 PRESET_VALUES: dict[str, dict[str, Any]] = {
     "default": {},
-    "best": {"classes": "clusters:20"},
+    "best": {"classes": "clusters:20", "model.net_width": 128},
     "paper": {"epochs": 25, "augment_p": 1.0},
     "seed": {
         "epochs": 25,

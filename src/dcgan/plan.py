@@ -31,7 +31,6 @@ from .schema import ConfigError, check, with_overrides
 # Below this many images a plain DCGAN's D memorises the data: augmentation goes on and the networks get
 # narrower unless the user says otherwise (BENCHMARKS.md, "Small folders").
 SMALL_DATA_IMAGES = 2000
-DEFAULT_WIDTH = 64
 SMALL_DATA_WIDTH = 32
 # The default run length, in images shown to D (StyleGAN's kimg): about a thousand passes over the
 # folder, at least 500k and at most 5M images (BENCHMARKS.md, "A user's first run").
@@ -167,8 +166,8 @@ def resolve(request: TrainConfig, data: DataFacts, machine: Machine) -> RunPlan:
         notes.append(f"only {n} image(s), fewer than --batch-size {batch}: training with batches of {n}")
         batch = n
     small = n < SMALL_DATA_IMAGES
-    width = SMALL_DATA_WIDTH if small else DEFAULT_WIDTH
     asked = request.model
+    width = SMALL_DATA_WIDTH if small else None  # else the config's net_width
     model = model_spec(asked, data.channels, width, num_classes=len(data.class_names))
     augment = request.augment or ("diffaugment" if small else "none")
     if small and request.augment is None:
@@ -178,7 +177,10 @@ def resolve(request: TrainConfig, data: DataFacts, machine: Machine) -> RunPlan:
             + " (--augment none turns it off)"
         )
     if small and asked.g_width is None:
-        notes.append(f"small folder: networks of width {width} (--g-width/--d-width to change)")
+        notes.append(
+            f"small folder: networks of width {width} (--g-width/--d-width to change; --net-width "
+            f"applies from {SMALL_DATA_IMAGES:,} images)"
+        )
 
     blocks = num_stages(model.image_size)
     if request.freeze_d > blocks:
