@@ -99,6 +99,11 @@ def test_each_seed_draws_its_cluster_in_every_command(cluster_run, tmp_path, cap
     assert main(["interpolate", str(run), "--seeds", "2,5", "--frames", "2", "--out", str(tmp_path / "w.png")]) == 0
     assert "Traceback" not in capsys.readouterr().err
 
+    Image.fromarray(pictures[0]).save(tmp_path / "mine.png")  # a picture projects with no cluster named
+    argv = ["project", str(run), str(tmp_path / "mine.png"), "--out-dir", str(tmp_path / "p"), "--steps", "3"]
+    assert main(argv) == 0
+    assert "PSNR in class cluster" in capsys.readouterr().out
+
 
 def test_the_export_keeps_the_draw(cluster_run, tmp_path):
     pytest.importorskip("onnxruntime")

@@ -379,16 +379,14 @@ class TrainedGenerator:
     ) -> Any:
         """z for each picture (uint8 (N, S, S, C) at the model's size and channels, or image files, decoded as
         training does) -> a project.ProjectionResult (z, images, loss, psnr); a class-conditional generator
-        projects into the given class."""
+        projects into the given class(es), or with none given each picture into the class its D scores highest
+        (the result's ``classes``)."""
         from .project import DiscriminatorFeatures, project
 
         if self.loaded is None:
             raise ConfigError("projection needs the run folder or checkpoint, not an .onnx file")
         loaded = load_generator(
-            self.loaded.path,
-            next(self.net.parameters()).device,
-            ema=self.loaded.used_ema,
-            discriminator=features == "discriminator",
+            self.loaded.path, next(self.net.parameters()).device, ema=self.loaded.used_ema, discriminator=True
         )
         if isinstance(pictures, list):
             pictures, _ = decode_photos(pictures, loaded.model, loaded.data)
@@ -397,8 +395,9 @@ class TrainedGenerator:
             raise ConfigError(
                 f"pictures: expected uint8 (N, {', '.join(map(str, expected))}), got {pictures.dtype} {pictures.shape}"
             )
-        critic = DiscriminatorFeatures(loaded.discriminator) if loaded.discriminator is not None else None  # type: ignore[arg-type]
-        label = self.class_tensor(classes, len(pictures))
+        critic = DiscriminatorFeatures(loaded.discriminator) if features == "discriminator" else None  # type: ignore[arg-type]
+        asked = None if classes is None else self.class_tensor(classes, len(pictures))
+        label = _projection_classes(loaded, asked, pictures)
         return project(
             self.net, pictures, self.model.output, critic, steps=steps, starts=starts, seed=seed, classes=label
         )
@@ -576,9 +575,9 @@ def decode_photos(paths: list[str], model: Any, data: Any) -> tuple[np.ndarray, 
     return np.stack(pictures), notes
 
 
-def project_files(options: ProjectOptions) -> tuple[list[tuple[str, float]], str, list[str]]:
-    """Project each picture; write NAME.npy, NAME.png and NAME-compare.png. Returns ((name, PSNR) per
-    picture, the checkpoint used, notes)."""
+def project_files(options: ProjectOptions) -> tuple[list[tuple[str, float, str | None]], str, list[str]]:
+    """Project each picture; write NAME.npy, NAME.png and NAME-compare.png. Returns ((name, PSNR, the class
+    of a class-conditional model) per picture, the checkpoint used, notes)."""
     from .latent import save_z
     from .progress import progress_bar
     from .project import DiscriminatorFeatures, project
@@ -593,13 +592,16 @@ def project_files(options: ProjectOptions) -> tuple[list[tuple[str, float]], str
         resolve_device(source.device),
         ema=source.ema,
         which=source.checkpoint,
-        discriminator=options.features == "discriminator",
+        discriminator=True,
     )
     targets, notes = decode_photos(list(options.photos), loaded.model, loaded.data)
-    label = _class_of(loaded.class_names, options.label)
-    features = DiscriminatorFeatures(loaded.discriminator) if loaded.discriminator is not None else None  # type: ignore[arg-type]
+    label = _class_of(loaded.class_names, options.label) if options.label is not None else None
+    labels = _projection_classes(
+        loaded, None if label is None else torch.full((len(targets),), label, dtype=torch.int64), targets
+    )
+    features = DiscriminatorFeatures(loaded.discriminator) if options.features == "discriminator" else None  # type: ignore[arg-type]
     names = _unique_names(options.photos)
-    results: list[tuple[str, float]] = []
+    results: list[tuple[str, float, str | None]] = []
     chunk = 16
     with progress_bar(options.steps * len(targets), "projecting", True, unit="step") as bar:
         for start in range(0, len(targets), chunk):
@@ -618,7 +620,7 @@ def project_files(options: ProjectOptions) -> tuple[list[tuple[str, float]], str
                 seed=options.seed,
                 lr=options.lr,
                 on_step=advance,
-                classes=None if label is None else torch.full((len(part),), label, dtype=torch.int64),
+                classes=None if labels is None else labels[start : start + chunk],
             )
             for i, name in enumerate(names[start : start + chunk]):
                 save_z(out / f"{name}.npy", got.z[i : i + 1])
@@ -628,8 +630,21 @@ def project_files(options: ProjectOptions) -> tuple[list[tuple[str, float]], str
                     pair, 2, labels=["picture", f"projection {got.psnr[i]:.1f} dB"], scale=label_scale(pair.shape[1])
                 )
                 save_image(figure, out / f"{name}-compare.png", "--out-dir")
-                results.append((name, float(got.psnr[i])))
+                kind = None if labels is None else loaded.class_names[int(labels[start + i])]
+                results.append((name, float(got.psnr[i]), kind))
     return results, loaded.describe(), notes
+
+
+def _projection_classes(
+    loaded: LoadedGenerator, asked: torch.Tensor | None, pictures: np.ndarray
+) -> torch.Tensor | None:
+    """(N,) the class to project each picture into: the asked ones, else, for a class-conditional model, the
+    class its D scores highest for the picture; None for an unconditional model."""
+    from .project import likeliest_classes
+
+    if asked is not None or not loaded.class_names:
+        return asked
+    return likeliest_classes(loaded.discriminator, pictures, loaded.model.output)  # type: ignore[arg-type]
 
 
 def _class_of(names: tuple[str, ...], asked: str | None) -> int | None:

@@ -354,7 +354,11 @@ class ProjectOptions:
     )
     lr: float = setting(PROJECT_LR, "Adam's learning rate on z (decayed over the steps)", above=0, high=10)
     label: str | None = setting(
-        None, "a class-conditional model's class to project into (a name or index)", flag="--class", metavar="CLASS"
+        None,
+        "a class-conditional model's class to project into (a name or index; default: for each picture, the "
+        "class the model's discriminator scores highest)",
+        flag="--class",
+        metavar="CLASS",
     )
 
     def __post_init__(self) -> None:

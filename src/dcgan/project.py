@@ -35,6 +35,7 @@ class ProjectionResult:
     images: np.ndarray  # (N, H, W, C) uint8
     loss: np.ndarray  # (N,) the final loss of the best start
     psnr: np.ndarray  # (N,) dB, of the uint8 reconstruction against the uint8 target
+    classes: np.ndarray | None = None  # (N,) int64, the class each z was found in (a class-conditional G)
 
 
 class DiscriminatorFeatures(nn.Module):
@@ -61,6 +62,17 @@ def feature_distance(a: list[torch.Tensor], b: list[torch.Tensor]) -> torch.Tens
         y = y / (y.norm(dim=1, keepdim=True) + 1e-8)
         total = total + (x - y).pow(2).sum(dim=1).mean(dim=(1, 2))
     return total / len(a)
+
+
+def likeliest_classes(discriminator: Discriminator, targets: np.ndarray, output: str) -> torch.Tensor:
+    """(N,) for each uint8 target (N, H, W, C), the class a class-conditional D scores highest: the argmax of
+    its projection term (Miyato & Koyama 2018), which is where a conditional G can best reach the picture
+    when the user names no class (a model trained on clusters has classes no user knows by name)."""
+    device = next(discriminator.parameters()).device
+    critic = discriminator.eval()
+    with torch.no_grad():
+        images = to_model_range(torch.from_numpy(np.array(targets)).to(device), output)
+        return critic.class_scores(images).argmax(dim=1).cpu()
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -125,4 +137,5 @@ def project(
         images=images,
         loss=final.min(dim=1).values.cpu().numpy(),
         psnr=psnr(images, targets),
+        classes=None if classes is None else classes.cpu().numpy().astype(np.int64),
     )
