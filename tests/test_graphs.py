@@ -89,6 +89,7 @@ def test_unsupported_names_each_reason():
     assert "alternate" in unsupported(make_plan({"alternate": True}), False, True)
     assert "--d-skip-below" in unsupported(make_plan({"d_skip_below": 0.1}), False, True)
     assert "--r1-gamma" in unsupported(make_plan({"r1_gamma": 1.0}), False, True)
+    assert "--simultaneous" in unsupported(make_plan({"simultaneous": True}), False, True)
     assert "torchrun" in unsupported(base, distributed=True, images_on_device=True)
     assert "too large" in unsupported(base, False, images_on_device=False)
 
