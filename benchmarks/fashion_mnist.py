@@ -97,7 +97,9 @@ def train_run(train_dir: Path, run_dir: Path, config) -> tuple[float, str]:
     if done is not None and done >= config.steps:
         return 0.0, f"already trained ({done} steps)"
     start = time.perf_counter()
-    dcgan.train(train_dir, run_dir, config, resume=done is not None)
+    result = dcgan.train(train_dir, run_dir, config, resume=done is not None)
+    if result.interrupted:  # saved; scoring it or training the next seed would pass a part-trained run off as done
+        sys.exit(f"fashion_mnist.py: {run_dir.name} stopped at step {result.step:,}; the same command resumes it")
     return time.perf_counter() - start, "resumed" if done is not None else "trained"
 
 
