@@ -34,7 +34,7 @@ from dcgan import metrics  # noqa: E402
 from dcgan.devices import cpu_kind  # noqa: E402
 from dcgan.images import save_image  # noqa: E402
 
-from fashion_mnist import DATA, TEST_FILE, TRAIN_FILE  # noqa: E402
+from fashion_mnist import DATA, TEST_FILE, TRAIN_FILE, train_run  # noqa: E402
 from idx_to_png import export_by_class, read_idx_images, read_idx_labels  # noqa: E402
 
 NAMES = ["tshirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "boot"]
@@ -116,19 +116,20 @@ def main() -> None:
     extractor = metrics.InceptionFeatures(device="cpu")
     for class_input in args.class_input.split(","):
         run = work / f"{class_input}-seed{args.seed}-steps{args.steps}"
-        if not (run / "checkpoints").is_dir():
-            start = time.perf_counter()
-            dcgan.train(
-                work / "train",
-                run,
-                classes="folders",
-                steps=args.steps,
-                batch_size=args.batch_size,
-                seed=args.seed,
-                progress=False,
-                **{"model.image_size": 28, "model.channels": 1, "model.class_input": class_input},
-            )
-            print(f"{class_input}: trained in {time.perf_counter() - start:.0f} s", flush=True)
+        config = dcgan.build_config(
+            {
+                "classes": "folders",
+                "steps": args.steps,
+                "batch_size": args.batch_size,
+                "seed": args.seed,
+                "progress": False,
+                "model.image_size": 28,
+                "model.channels": 1,
+                "model.class_input": class_input,
+            }
+        )
+        seconds, how = train_run(work / "train", run, config)
+        print(f"{class_input}: {how} in {seconds:.0f} s", flush=True)
         gen = dcgan.load(run)
         seeds = np.arange(args.n)
         asked = seeds % 10

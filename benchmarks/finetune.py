@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +33,7 @@ from dcgan.devices import cpu_kind  # noqa: E402
 from dcgan.images import make_grid, save_image  # noqa: E402
 from dcgan.runs import checkpoint_name  # noqa: E402
 
-from fashion_mnist import DATA, TEST_FILE, TRAIN_FILE  # noqa: E402
+from fashion_mnist import DATA, TEST_FILE, TRAIN_FILE, train_run  # noqa: E402
 from idx_to_png import read_idx_images, read_idx_labels  # noqa: E402
 
 
@@ -74,10 +73,8 @@ def main() -> None:
     )
     base = {"model.image_size": 28, "model.channels": 1, "batch_size": 64, "progress": False}
     source = work / f"pretrained-{args.pretrain_steps}"
-    if not (source / "checkpoints").is_dir():
-        start = time.perf_counter()
-        dcgan.train(others, source, steps=args.pretrain_steps, **base)
-        print(f"pretrained in {time.perf_counter() - start:.0f} s", flush=True)
+    seconds, how = train_run(others, source, dcgan.build_config({"steps": args.pretrain_steps, **base}))
+    print(f"pretraining: {how} in {seconds:.0f} s", flush=True)
     widths = {"model.g_width": 64, "model.d_width": 64}  # the pretrained model's (a folder of 54,000)
     variants = {
         "scratch (small-folder defaults)": {},
@@ -91,12 +88,11 @@ def main() -> None:
     for seed in (int(s) for s in args.seeds.split(",")):
         for name, settings in variants.items():
             run = work / f"{name.split()[0].strip('-')}{'-freeze' if 'freeze' in name else ''}-seed{seed}"
-            if not (run / "checkpoints" / checkpoint_name(args.steps)).exists():
-                start = time.perf_counter()
-                dcgan.train(
-                    few, run, steps=args.steps, seed=seed, checkpoint_every=min(score_at), keep=100, **base, **settings
-                )
-                print(f"{name}, seed {seed}: trained in {time.perf_counter() - start:.0f} s", flush=True)
+            config = dcgan.build_config(
+                {"steps": args.steps, "seed": seed, "checkpoint_every": min(score_at), "keep": 100, **base, **settings}
+            )
+            seconds, how = train_run(few, run, config)
+            print(f"{name}, seed {seed}: {how} in {seconds:.0f} s", flush=True)
             for step in score_at:
                 gen = dcgan.load(run / "checkpoints" / checkpoint_name(step))
                 samples = np.concatenate(

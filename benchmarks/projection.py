@@ -37,7 +37,7 @@ from dcgan.options import PROJECT_STEPS  # noqa: E402
 from dcgan.project import DiscriminatorFeatures, feature_distance, project, psnr  # noqa: E402
 from dcgan.runs import load_generator  # noqa: E402
 
-from fashion_mnist import DATA, TEST_FILE, TRAIN_FILE, TRAIN_IMAGES, png_folder  # noqa: E402
+from fashion_mnist import DATA, TEST_FILE, TRAIN_FILE, TRAIN_IMAGES, png_folder, train_run  # noqa: E402
 
 
 def d_distance(features: DiscriminatorFeatures, a: np.ndarray, b: np.ndarray, output: str) -> np.ndarray:
@@ -73,12 +73,11 @@ def main() -> None:
     train_dir = png_folder(DATA / TRAIN_FILE, work / "train", TRAIN_IMAGES)
     test_dir = png_folder(DATA / TEST_FILE, work / "test", 10_000)
     run = work / f"fm28-{args.train_steps}"
-    if not (run / "checkpoints").is_dir():
-        start = time.perf_counter()
-        dcgan.train(
-            train_dir, run, steps=args.train_steps, progress=False, **{"model.image_size": 28, "model.channels": 1}
-        )
-        print(f"trained {run.name} in {time.perf_counter() - start:.0f} s", flush=True)
+    config = dcgan.build_config(
+        {"steps": args.train_steps, "progress": False, "model.image_size": 28, "model.channels": 1}
+    )
+    seconds, how = train_run(train_dir, run, config)
+    print(f"{how} {run.name} in {seconds:.0f} s", flush=True)
     kind = cpu_kind()
     print(
         f"CPU: {kind}, {os.cpu_count()} cores, {torch.get_num_threads()} threads; run {run.name}; "

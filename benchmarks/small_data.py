@@ -30,7 +30,7 @@ import dcgan  # noqa: E402
 from dcgan import metrics  # noqa: E402
 from dcgan.runs import checkpoint_name  # noqa: E402
 
-from fashion_mnist import DATA, TEST_FILE, TEST_IMAGES, TRAIN_FILE, png_folder  # noqa: E402
+from fashion_mnist import DATA, TEST_FILE, TEST_IMAGES, TRAIN_FILE, png_folder, train_run  # noqa: E402
 from idx_to_png import export  # noqa: E402
 
 SETTINGS = {
@@ -96,23 +96,21 @@ def main() -> None:
     runs = {}
     for name in names:
         run = runs[name] = work / "small-data" / f"{args.images}-{name}-s{args.seed}-{args.steps}"
-        if not (run / "checkpoints").exists():
-            t = time.perf_counter()
-            config = dcgan.build_config(
-                {
-                    "model.image_size": 28,
-                    "steps": args.steps,
-                    "batch_size": args.batch_size,
-                    "seed": args.seed,
-                    "device": args.device,
-                    "progress": False,
-                    "checkpoint_every": every,
-                    "keep": len(snapshots),
-                    **SETTINGS[name],
-                }
-            )
-            dcgan.train(train_dir, run, config)
-            print(f"trained {run.name} in {time.perf_counter() - t:.0f} s", flush=True)
+        config = dcgan.build_config(
+            {
+                "model.image_size": 28,
+                "steps": args.steps,
+                "batch_size": args.batch_size,
+                "seed": args.seed,
+                "device": args.device,
+                "progress": False,
+                "checkpoint_every": every,
+                "keep": len(snapshots),
+                **SETTINGS[name],
+            }
+        )
+        seconds, how = train_run(train_dir, run, config)
+        print(f"{how} {run.name} in {seconds:.0f} s", flush=True)
     if args.no_score:
         return
     extractor = metrics.InceptionFeatures(device=args.device)
