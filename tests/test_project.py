@@ -48,6 +48,19 @@ def test_a_generated_picture_is_found_again(run):
     assert without.z.shape == (3, 16)
 
 
+def test_pairwise_feature_distance_is_the_distance_of_every_pair():
+    from dcgan.project import feature_distance, pairwise_feature_distance
+
+    rng = torch.Generator().manual_seed(0)
+    a = [torch.randn(3, 4, 5, 5, generator=rng), torch.randn(3, 6, 2, 2, generator=rng)]
+    b = [torch.randn(2, 4, 5, 5, generator=rng), torch.randn(2, 6, 2, 2, generator=rng)]
+    pairs = pairwise_feature_distance(a, b)
+    for i in range(3):
+        for j in range(2):
+            one = feature_distance([x[i : i + 1] for x in a], [y[j : j + 1] for y in b])[0]
+            torch.testing.assert_close(pairs[i, j], one, rtol=1e-5, atol=1e-5)
+
+
 def test_seeds_and_z_files_mix_in_walks_and_expressions():
     assert parse_stops("3,proj/ramen.npy,5-6") == [3, "proj/ramen.npy", 5, 6]
     assert parse_expression("proj/my-ramen.npy - [4,5] + 7") == [(1, "proj/my-ramen.npy"), (-1, [4, 5]), (1, [7])]

@@ -379,8 +379,8 @@ class TrainedGenerator:
     ) -> Any:
         """z for each picture (uint8 (N, S, S, C) at the model's size and channels, or image files, decoded as
         training does) -> a project.ProjectionResult (z, images, loss, psnr); a class-conditional generator
-        projects into the given class(es), or with none given each picture into the class its D scores highest
-        (the result's ``classes``)."""
+        projects into the given class(es), or with none given each picture into the class whose images come
+        nearest it (the result's ``classes``)."""
         from .project import DiscriminatorFeatures, project
 
         if self.loaded is None:
@@ -397,7 +397,7 @@ class TrainedGenerator:
             )
         critic = DiscriminatorFeatures(loaded.discriminator) if features == "discriminator" else None  # type: ignore[arg-type]
         asked = None if classes is None else self.class_tensor(classes, len(pictures))
-        label = _projection_classes(loaded, asked, pictures)
+        label = _projection_classes(loaded, asked, pictures, critic)
         return project(
             self.net, pictures, self.model.output, critic, steps=steps, starts=starts, seed=seed, classes=label
         )
@@ -596,10 +596,9 @@ def project_files(options: ProjectOptions) -> tuple[list[tuple[str, float, str |
     )
     targets, notes = decode_photos(list(options.photos), loaded.model, loaded.data)
     label = _class_of(loaded.class_names, options.label) if options.label is not None else None
-    labels = _projection_classes(
-        loaded, None if label is None else torch.full((len(targets),), label, dtype=torch.int64), targets
-    )
     features = DiscriminatorFeatures(loaded.discriminator) if options.features == "discriminator" else None  # type: ignore[arg-type]
+    asked = None if label is None else torch.full((len(targets),), label, dtype=torch.int64)
+    labels = _projection_classes(loaded, asked, targets, features)
     names = _unique_names(options.photos)
     results: list[tuple[str, float, str | None]] = []
     chunk = 16
@@ -636,15 +635,15 @@ def project_files(options: ProjectOptions) -> tuple[list[tuple[str, float, str |
 
 
 def _projection_classes(
-    loaded: LoadedGenerator, asked: torch.Tensor | None, pictures: np.ndarray
+    loaded: LoadedGenerator, asked: torch.Tensor | None, pictures: np.ndarray, features: Any
 ) -> torch.Tensor | None:
     """(N,) the class to project each picture into: the asked ones, else, for a class-conditional model, the
-    class its D scores highest for the picture; None for an unconditional model."""
+    class whose images come nearest the picture (project.likeliest_classes); None for an unconditional one."""
     from .project import likeliest_classes
 
     if asked is not None or not loaded.class_names:
         return asked
-    return likeliest_classes(loaded.discriminator, pictures, loaded.model.output)  # type: ignore[arg-type]
+    return likeliest_classes(loaded.net, pictures, loaded.model.output, len(loaded.class_names), features)
 
 
 def _class_of(names: tuple[str, ...], asked: str | None) -> int | None:

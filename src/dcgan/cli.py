@@ -346,7 +346,7 @@ def cmd_project(options: opts.ProjectOptions, values: dict[str, Any]) -> int:
         within = "" if kind is None else f" in class {kind}"
         print(f"{name}: {psnr:.1f} dB PSNR{within} -> {Path(options.out_dir) / (name + '.npy')}")
     if results and results[0][2] is not None and options.label is None:
-        say("each picture went into the class its discriminator scores highest; --class CLASS chooses one")
+        say("each picture went into the class whose images come nearest it; --class CLASS chooses one")
     print(f"wrote {len(results)} z file(s), image(s) and comparison(s) to {options.out_dir}")
     return 0
 

@@ -148,14 +148,6 @@ class Discriminator(nn.Module):
         pooled = h.sum(dim=(2, 3))  # (B, C)
         return logits + (self.class_embedding(classes.long()).to(pooled.dtype) * pooled).sum(dim=1)
 
-    def class_scores(self, images: torch.Tensor) -> torch.Tensor:
-        """(B, num_classes): the class term of the logit for every class, the only part that depends on the
-        class, so its argmax is the class D finds likeliest for each image."""
-        if not self.num_classes:
-            raise ValueError("this discriminator has no classes")
-        pooled = self.features(images).sum(dim=(2, 3))  # (B, C)
-        return pooled @ self.class_embedding.weight.to(pooled.dtype).t()
-
 
 def init_weights(module: nn.Module) -> None:
     """N(0, 0.02) for convolutions and D's class embedding; N(1, 0.02) scale and zero shift for batch norm

@@ -356,7 +356,7 @@ class ProjectOptions:
     label: str | None = setting(
         None,
         "a class-conditional model's class to project into (a name or index; default: for each picture, the "
-        "class the model's discriminator scores highest)",
+        "class whose images come nearest it)",
         flag="--class",
         metavar="CLASS",
     )

@@ -25,6 +25,8 @@ from .options import PROJECT_LR, PROJECT_STARTS, PROJECT_STEPS
 
 FEATURE_WEIGHT = 1.0
 PRIOR_WEIGHT = 1e-3
+CLASS_SAMPLES = 64  # images drawn in each class to find the class nearest a picture
+CLASS_CHUNK = 64  # pictures compared at once
 
 
 @dataclass(frozen=True)
@@ -54,25 +56,63 @@ class DiscriminatorFeatures(nn.Module):
         return out
 
 
+def _unit(x: torch.Tensor) -> torch.Tensor:
+    """Every position's channel vector scaled to unit length."""
+    return x / (x.norm(dim=1, keepdim=True) + 1e-8)
+
+
 def feature_distance(a: list[torch.Tensor], b: list[torch.Tensor]) -> torch.Tensor:
     """(B,) mean over layers of the squared distance between unit-length channel vectors at each position."""
     total = torch.zeros(a[0].shape[0], device=a[0].device)
     for x, y in zip(a, b):
-        x = x / (x.norm(dim=1, keepdim=True) + 1e-8)
-        y = y / (y.norm(dim=1, keepdim=True) + 1e-8)
-        total = total + (x - y).pow(2).sum(dim=1).mean(dim=(1, 2))
+        total = total + (_unit(x) - _unit(y)).pow(2).sum(dim=1).mean(dim=(1, 2))
     return total / len(a)
 
 
-def likeliest_classes(discriminator: Discriminator, targets: np.ndarray, output: str) -> torch.Tensor:
-    """(N,) for each uint8 target (N, H, W, C), the class a class-conditional D scores highest: the argmax of
-    its projection term (Miyato & Koyama 2018), which is where a conditional G can best reach the picture
-    when the user names no class (a model trained on clusters has classes no user knows by name)."""
-    device = next(discriminator.parameters()).device
-    critic = discriminator.eval()
+def pairwise_feature_distance(a: list[torch.Tensor], b: list[torch.Tensor]) -> torch.Tensor:
+    """(N, M): feature_distance between each of a's N images and each of b's M, without repeating them."""
+    total = torch.zeros(a[0].shape[0], b[0].shape[0], device=a[0].device)
+    for x, y in zip(a, b):
+        x, y = _unit(x), _unit(y)
+        positions = x.shape[2] * x.shape[3]
+        squares = x.pow(2).sum(dim=1).mean(dim=(1, 2))[:, None] + y.pow(2).sum(dim=1).mean(dim=(1, 2))[None, :]
+        total = total + squares - 2 * torch.einsum("nchw,mchw->nm", x, y) / positions
+    return total / len(a)
+
+
+def likeliest_classes(
+    generator: nn.Module,
+    targets: np.ndarray,
+    output: str,
+    num_classes: int,
+    features: DiscriminatorFeatures | None = None,
+    samples: int = CLASS_SAMPLES,
+    seed: int = 0,
+) -> torch.Tensor:
+    """(N,) for each uint8 target (N, H, W, C), the class of a class-conditional G whose own images come
+    closest to it: ``samples`` z (from ``seed``) drawn in every class, and the class of the one nearest the
+    target under the projection's own distance (pixel error plus, with ``features``, D's feature distance).
+    It is where projection starts best: a model trained on clusters has classes no user knows by name.
+    (D's class term is no guide: it scores how much more often the data than G show a picture in a class,
+    and G learns to make that even.)"""
+    device = next(generator.parameters()).device
+    generator = generator.eval()
+    z = torch.randn(samples, int(generator.latent_dim), generator=torch.Generator().manual_seed(seed)).to(device)  # type: ignore[arg-type]
+    picks = []
     with torch.no_grad():
-        images = to_model_range(torch.from_numpy(np.array(targets)).to(device), output)
-        return critic.class_scores(images).argmax(dim=1).cpu()
+        drawn = [generator(z, torch.full((samples,), k, device=device)) for k in range(num_classes)]
+        seen = [features(images) if features is not None else None for images in drawn]
+        for first in range(0, len(targets), CLASS_CHUNK):
+            target = to_model_range(torch.from_numpy(np.array(targets[first : first + CLASS_CHUNK])).to(device), output)
+            wanted = features(target) if features is not None else None
+            nearest = []
+            for images, theirs in zip(drawn, seen):
+                distance = torch.cdist(target.flatten(1), images.flatten(1)).pow(2) / target[0].numel()
+                if wanted is not None and theirs is not None:
+                    distance = distance + FEATURE_WEIGHT * pairwise_feature_distance(wanted, theirs)
+                nearest.append(distance.min(dim=1).values)
+            picks.append(torch.stack(nearest, dim=1).argmin(dim=1).cpu())
+    return torch.cat(picks)
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> np.ndarray:
