@@ -100,16 +100,15 @@ def likeliest_classes(
     z = torch.randn(samples, int(generator.latent_dim), generator=torch.Generator().manual_seed(seed)).to(device)  # type: ignore[arg-type]
     picks = []
     with torch.no_grad():
-        drawn = [generator(z, torch.full((samples,), k, device=device)) for k in range(num_classes)]
-        seen = [features(images) if features is not None else None for images in drawn]
         for first in range(0, len(targets), CLASS_CHUNK):
             target = to_model_range(torch.from_numpy(np.array(targets[first : first + CLASS_CHUNK])).to(device), output)
             wanted = features(target) if features is not None else None
             nearest = []
-            for images, theirs in zip(drawn, seen):
+            for k in range(num_classes):  # one class's images at a time: memory stays that of one batch
+                images = generator(z, torch.full((samples,), k, device=device))
                 distance = torch.cdist(target.flatten(1), images.flatten(1)).pow(2) / target[0].numel()
-                if wanted is not None and theirs is not None:
-                    distance = distance + FEATURE_WEIGHT * pairwise_feature_distance(wanted, theirs)
+                if features is not None and wanted is not None:
+                    distance = distance + FEATURE_WEIGHT * pairwise_feature_distance(wanted, features(images))
                 nearest.append(distance.min(dim=1).values)
             picks.append(torch.stack(nearest, dim=1).argmin(dim=1).cpu())
     return torch.cat(picks)
