@@ -629,7 +629,7 @@ def project_files(options: ProjectOptions) -> tuple[list[tuple[str, float, str |
                     pair, 2, labels=["picture", f"projection {got.psnr[i]:.1f} dB"], scale=label_scale(pair.shape[1])
                 )
                 save_image(figure, out / f"{name}-compare.png", "--out-dir")
-                kind = None if labels is None else loaded.class_names[int(labels[start + i])]
+                kind = None if got.classes is None else loaded.class_names[int(got.classes[i])]
                 results.append((name, float(got.psnr[i]), kind))
     return results, loaded.describe(), notes
 
