@@ -280,8 +280,19 @@ def test_per_class_fid(conditional_run):
     assert set(result["per_class"]) == {"blue", "green", "red"}
     assert all(row["n_generated"] == 10 and row["n_real"] == 6 for row in result["per_class"].values())
     assert result["intra_fid"] == pytest.approx(np.mean([r["fid"] for r in result["per_class"].values()]))
+    # Each class's generated side is the images drawn in it: its FID is that of those seeds' images alone.
+    gen = dcgan.load(base / "run")
+    assert gen.loaded is not None
+    blue_seeds = [s for s in range(30) if s % 3 == gen.class_names.index("blue")]
+    blue = ChannelStats()(gen.images(seeds=blue_seeds, classes="blue"))
+    size = gen.loaded.model.image_size
+    real = metrics.folder_features(base / "data" / "blue", ChannelStats(), size, progress=False).features
+    expected = metrics.frechet_distance(*metrics.feature_stats(blue), *metrics.feature_stats(real))
+    assert result["per_class"]["blue"]["fid"] == pytest.approx(expected, rel=1e-4)
+    extractor = ChannelStats()
     with pytest.raises(metrics.MetricsError, match="class-conditional run"):
-        metrics.compare(base / "data", base / "data", ChannelStats(), progress=False, per_class=True)
+        metrics.compare(base / "data", base / "data", extractor, progress=False, per_class=True)
+    assert extractor.calls == 0  # refused before any image was read
 
 
 def test_conditional_export(conditional_run, tmp_path):

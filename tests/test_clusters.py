@@ -212,3 +212,13 @@ def test_scores_draw_each_seed_s_cluster_as_generate_does(cluster_run):
         net, model.latent_dim, model.output, 6, model.num_classes, class_draw=gen.class_draw
     )
     assert np.array_equal(np.concatenate(list(drawn)), gen.images(seeds=range(6)))
+
+
+def test_per_class_fid_refuses_clusters_before_drawing_any_image(cluster_run):
+    from dcgan import metrics
+    from test_metrics import ChannelStats
+
+    extractor = ChannelStats()
+    with pytest.raises(metrics.MetricsError, match="clusters it made of its training pictures"):
+        metrics.compare(cluster_run / "run", cluster_run / "data", extractor, n=30, progress=False, per_class=True)
+    assert extractor.calls == 0

@@ -2,8 +2,9 @@ import pytest
 import torch
 from torch import nn
 
-from dcgan.config import SUPPORTED_SIZES, ModelConfig, model_spec, num_stages
+from dcgan.config import SUPPORTED_SIZES, ModelConfig, ModelSpec, model_spec, num_stages
 from dcgan.models import Discriminator, Generator, build_models
+from dcgan.schema import from_dict, to_dict
 
 
 @pytest.mark.parametrize("size", SUPPORTED_SIZES)
@@ -79,3 +80,40 @@ def test_spectral_norm_replaces_batch_norm_in_d():
     convs = [m for m in d.modules() if isinstance(m, nn.Conv2d)]
     assert convs and all(hasattr(m, "parametrizations") for m in convs)
     assert d(torch.randn(2, 3, 16, 16)).shape == (2,)
+
+
+def _stride_one_3x3(module: nn.Module) -> list[nn.Conv2d]:
+    return [m for m in module.modules() if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3) and m.stride == (1, 1)]
+
+
+@pytest.mark.parametrize("class_input", ["concat", "cbn"])
+def test_depth_adds_3x3_convolutions_at_each_resolution(class_input):
+    # 32x32: G's maps 4x4, 8x8 and 16x16 before the output layer; D's 16x16, 8x8 and 4x4 after its strided convs.
+    cfg = ModelConfig(image_size=32, channels=3, g_width=4, d_width=4, latent_dim=8, g_depth=2, d_depth=1)
+    g, d = build_models(model_spec(cfg, num_classes=3 if class_input == "cbn" else 0))
+    assert [m.out_channels for m in _stride_one_3x3(g)] == [16, 16, 8, 8, 4, 4]
+    assert [m.out_channels for m in _stride_one_3x3(d)] == [4, 8, 16]
+    plain_g, plain_d = build_models(model_spec(ModelConfig(image_size=32, channels=3, g_width=4, d_width=4)))
+    assert not _stride_one_3x3(plain_g) and not _stride_one_3x3(plain_d)
+    # Each extra convolution has its batch norm and activation after it, so the DCGAN guidelines hold.
+    d_layers = list(d.features)
+    for i, layer in enumerate(d_layers):
+        if layer in _stride_one_3x3(d):
+            assert isinstance(d_layers[i + 1], nn.BatchNorm2d) and isinstance(d_layers[i + 2], nn.LeakyReLU)
+    classes = torch.tensor([0, 2]) if class_input == "cbn" else None
+    images = g(torch.randn(2, 8), classes)
+    assert images.shape == (2, 3, 32, 32)
+    assert d(images, classes).shape == (2,)
+
+
+def test_depth_under_spectral_norm_has_no_batch_norm():
+    cfg = ModelConfig(image_size=16, d_width=4, d_depth=2, spectral_norm=True)
+    d = Discriminator(model_spec(cfg, 3))
+    assert len(_stride_one_3x3(d)) == 4
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in d.modules())
+
+
+def test_a_saved_spec_from_before_depth_builds_the_same_networks():
+    spec = model_spec(ModelConfig(image_size=16, channels=1, g_width=4, d_width=4, latent_dim=8))
+    saved = {k: v for k, v in to_dict(spec).items() if k not in ("g_depth", "d_depth")}
+    assert from_dict(ModelSpec, saved) == spec

@@ -219,6 +219,18 @@ class ModelConfig:
         None, "channels of the discriminator's first layer; default as --g-width", low=1, high=MAX_WIDTH
     )
     max_width_mult: int = setting(8, "cap on a layer's channels, as a multiple of the width", low=1, high=64)
+    g_depth: int = setting(
+        0,
+        "extra 3x3 stride-1 convolutions (batch norm, ReLU) at each of the generator's inner resolutions",
+        low=0,
+        high=4,
+    )
+    d_depth: int = setting(
+        0,
+        "extra 3x3 stride-1 convolutions (batch norm, LeakyReLU) after each of the discriminator's strided ones",
+        low=0,
+        high=4,
+    )
     d_head: DHead = setting("conv", "discriminator head: final 4x4 conv or global average pooling")
     output: Output = setting("tanh", "generator output: tanh for data in [-1, 1], sigmoid for [0, 1]")
     spectral_norm: bool = setting(False, "spectral normalisation in D (Miyato et al. 2018), replacing D's batch norm")
@@ -248,6 +260,8 @@ class ModelSpec:
     d_head: DHead
     output: Output
     spectral_norm: bool
+    g_depth: int = 0  # defaults: checkpoints from before the setting have none
+    d_depth: int = 0
     num_classes: int = 0  # 0: unconditional; else G and D take a class (--classes)
     class_input: ClassInput = "concat"
 
@@ -284,6 +298,8 @@ def model_spec(
         d_head=model.d_head,
         output=model.output,
         spectral_norm=model.spectral_norm,
+        g_depth=model.g_depth,
+        d_depth=model.d_depth,
         num_classes=num_classes,
         class_input=model.class_input,
     )

@@ -71,14 +71,24 @@ class Generator(nn.Module):
             return ConditionalBatchNorm2d(width, config.num_classes) if conditional_norm else nn.BatchNorm2d(width)
 
         inputs = config.latent_dim + (CLASS_EMBEDDING if concat else 0)
+
+        def refine(width: int) -> list[nn.Module]:
+            # --g-depth: 3x3 stride-1 convolutions at one resolution, each with its norm and ReLU.
+            block: list[nn.Module] = []
+            for _ in range(config.g_depth):
+                block += [nn.Conv2d(width, width, 3, 1, 1, bias=False), norm(width), nn.ReLU(inplace=True)]
+            return block
+
         layers: list[nn.Module] = [
             # A transposed conv from a 1x1 "image" is the paper's projection of z to the first map.
             nn.ConvTranspose2d(inputs, widths[0], (first_h, first_w), 1, 0, bias=False),
             norm(widths[0]),
             nn.ReLU(inplace=True),
+            *refine(widths[0]),
         ]
         for c_in, c_out in zip(widths[:-1], widths[1:]):
             layers += [nn.ConvTranspose2d(c_in, c_out, 4, 2, 1, bias=False), norm(c_out), nn.ReLU(inplace=True)]
+            layers += refine(c_out)
         # Output layer: no batch norm (the paper found it destabilises training).
         layers.append(nn.ConvTranspose2d(widths[-1], config.channels, 4, 2, 1, bias=False))
         layers.append(nn.Tanh() if config.output == "tanh" else nn.Sigmoid())
@@ -117,10 +127,22 @@ class Discriminator(nn.Module):
             nn.Conv2d(config.channels, widths[0], 4, 2, 1, bias=False),
             nn.LeakyReLU(0.2, True),
         ]
-        for c_in, c_out in zip(widths[:-1], widths[1:]):
+
+        def norm(width: int) -> nn.Module:
             # With spectral norm the layer's scale is already controlled; batch norm would fight it (SNGAN has none).
-            norm = nn.Identity() if config.spectral_norm else nn.BatchNorm2d(c_out)
-            layers += [nn.Conv2d(c_in, c_out, 4, 2, 1, bias=False), norm, nn.LeakyReLU(0.2, True)]
+            return nn.Identity() if config.spectral_norm else nn.BatchNorm2d(width)
+
+        def refine(width: int) -> list[nn.Module]:
+            # --d-depth: 3x3 stride-1 convolutions after a strided one, at its resolution (SNGAN's CNN D pairs them).
+            block: list[nn.Module] = []
+            for _ in range(config.d_depth):
+                block += [nn.Conv2d(width, width, 3, 1, 1, bias=False), norm(width), nn.LeakyReLU(0.2, True)]
+            return block
+
+        layers += refine(widths[0])
+        for c_in, c_out in zip(widths[:-1], widths[1:]):
+            layers += [nn.Conv2d(c_in, c_out, 4, 2, 1, bias=False), norm(c_out), nn.LeakyReLU(0.2, True)]
+            layers += refine(c_out)
         self.features = nn.Sequential(*layers)
         if config.d_head == "conv":
             # The tutorial's code: one convolution over the whole last map gives one logit.

@@ -330,7 +330,9 @@ def describe(plan: RunPlan, images_per_sec: float | None = None, where: str | No
         + f", {'bf16 autocast' if plan.amp else 'fp32'}"
         + (", channels-last" if plan.channels_last else ""),
         f"networks:  G width {m.g_width}, D width {m.d_width} (x{m.max_width_mult} at most), z of {m.latent_dim}, "
-        f"{m.output} output, D head {m.d_head}" + (", spectral norm" if m.spectral_norm else ""),
+        f"{m.output} output, D head {m.d_head}"
+        + (", spectral norm" if m.spectral_norm else "")
+        + (f", depth G +{m.g_depth} D +{m.d_depth}" if m.g_depth or m.d_depth else ""),
         f"training:  {plan.loss} loss, batch {plan.batch_size}, Adam lr G {plan.lr_g:g} D {plan.lr_d:g} betas "
         f"({plan.beta1:g}, {plan.beta2:g})"
         + (f", EMA {plan.ema_beta:g}" if plan.ema else ", no EMA")

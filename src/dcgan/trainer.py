@@ -151,6 +151,8 @@ FLAGS = {
     "g_width": "--g-width",
     "d_width": "--d-width",
     "max_width_mult": "--max-width-mult",
+    "g_depth": "--g-depth",
+    "d_depth": "--d-depth",
     "d_head": "--d-head",
     "output": "--output",
     "spectral_norm": "--spectral-norm",
