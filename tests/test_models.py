@@ -117,3 +117,13 @@ def test_a_saved_spec_from_before_depth_builds_the_same_networks():
     spec = model_spec(ModelConfig(image_size=16, channels=1, g_width=4, d_width=4, latent_dim=8))
     saved = {k: v for k, v in to_dict(spec).items() if k not in ("g_depth", "d_depth")}
     assert from_dict(ModelSpec, saved) == spec
+
+
+def test_a_depth_mismatch_names_the_flag_that_matches_the_source():
+    from dcgan.trainer import model_differences
+
+    base = ModelConfig(image_size=16, channels=1, g_width=4, d_width=4)
+    deeper = model_spec(ModelConfig(image_size=16, channels=1, g_width=4, d_width=4, g_depth=1, d_depth=2))
+    said = model_differences(deeper, model_spec(base))
+    assert "pass --g-depth 1 --d-depth 2" in said
+    assert model_differences(deeper, deeper) == ""
