@@ -93,12 +93,20 @@ def generator_features(
     progress: bool = True,
 ) -> GeneratedFeatures:
     """Features of n images from a run folder or checkpoint, drawn with seeds 0..n-1."""
+    return _loaded_features(_load(path, device, ema), extractor, n, progress)
+
+
+def _load(path: str | os.PathLike, device: str, ema: bool) -> Any:
     from ..devices import resolve_device
     from ..runs import load_generator
 
+    return load_generator(path, resolve_device(device), ema=ema)
+
+
+def _loaded_features(loaded: Any, extractor: Extractor, n: int = 10_000, progress: bool = True) -> GeneratedFeatures:
+    """Features of n images from a loaded generator (``runs.load_generator``), drawn with seeds 0..n-1."""
     if n < 2:
         raise MetricsError(f"-n must be at least 2, got {n}")
-    loaded = load_generator(path, resolve_device(device), ema=ema)
     model = loaded.model
     chunks = generated_images(
         loaded.net, model.latent_dim, model.output, n, model.num_classes, class_draw=loaded.class_draw
@@ -205,15 +213,16 @@ def compare(
     ``scores`` keys plus a description of each side, the folders' sizes and the extractor's identity.
     """
     sources = {"a": a, "b": b}
+    runs = {side: _load(source, device, ema) for side, source in sources.items() if is_run(source)}
     if per_class:
-        _check_per_class(sources, device)
+        _check_per_class(list(runs.values()))
     features: dict[str, np.ndarray] = {}
     described: dict[str, str] = {}
     run_side, loaded = None, None
     data, size = DataConfig(), image_size
     for side, source in sources.items():
-        if is_run(source):
-            got = generator_features(source, extractor, n, device=device, ema=ema, progress=progress)
+        if side in runs:
+            got = _loaded_features(runs[side], extractor, n, progress)
             features[side] = got.features
             if run_side is None:
                 run_side, loaded = side, got.loaded
@@ -237,7 +246,9 @@ def compare(
     result["n_a"], result["n_b"] = len(features["a"]), len(features["b"])
     if per_class and loaded is not None and real_labels is not None:
         model = loaded.model  # per_class: a run is one side (_check_per_class)
-        drawn = sample_classes(range(len(features[generated])), model.num_classes, model.latent_dim)
+        drawn = sample_classes(
+            range(len(features[generated])), model.num_classes, model.latent_dim, None, loaded.class_draw
+        )
         result["per_class"] = _per_class(features[generated], drawn, features[real], loaded.class_names, *real_labels)
         result["intra_fid"] = float(np.mean([row["fid"] for row in result["per_class"].values()]))
     same = features["a"].shape == features["b"].shape and np.array_equal(features["a"], features["b"])
@@ -255,13 +266,9 @@ def compare(
     }
 
 
-def _check_per_class(sources: dict[str, str | os.PathLike], device: str) -> None:
+def _check_per_class(runs: list[Any]) -> None:
     """Refuse --per-class before any image is drawn unless one side is a run trained on class subfolders."""
-    from ..devices import resolve_device
-    from ..runs import load_generator
-
-    runs = [source for source in sources.values() if is_run(source)]
-    loaded = load_generator(runs[0], resolve_device(device)) if len(runs) == 1 else None
+    loaded = runs[0] if len(runs) == 1 else None
     if loaded is None or not loaded.class_names:
         raise MetricsError("--per-class compares a class-conditional run with a folder of class subfolders")
     if loaded.class_draw:
