@@ -17,6 +17,7 @@ features are computed once.
     python benchmarks/fashion_mnist.py --floor-only                 # 10,000 training images vs the test set
     python benchmarks/fashion_mnist.py --seeds 0,1,2 --preset best --curve   # issue 26's best so far
     python benchmarks/fashion_mnist.py --steps 5000 --metric classifier --set lr_d=4e-4   # the cheap proxy
+    python benchmarks/fashion_mnist.py --preset best --precise-bn    # a finished run, its EMA's norms re-estimated
 
 --set KEY=VALUE (repeatable) changes one setting of the run (dotted names, as dcgan.build_config takes
 them; the value is read as JSON where it parses, else as text); the run folder's name says which.
@@ -56,6 +57,7 @@ from dcgan.config import Loss  # noqa: E402
 from dcgan.devices import resolve_device  # noqa: E402
 from dcgan.images import make_grid, save_image  # noqa: E402
 from dcgan.runs import list_checkpoints  # noqa: E402
+from dcgan.sampling import precise_bn  # noqa: E402
 from dcgan.seeds import parse_seeds  # noqa: E402
 
 from idx_to_png import export  # noqa: E402
@@ -101,6 +103,16 @@ def train_run(train_dir: Path, run_dir: Path, config) -> tuple[float, str]:
     if result.interrupted:  # saved; scoring it or training the next seed would pass a part-trained run off as done
         sys.exit(f"fashion_mnist.py: {run_dir.name} stopped at step {result.step:,}; the same command resumes it")
     return time.perf_counter() - start, "resumed" if done is not None else "trained"
+
+
+def load(path: Path, args: argparse.Namespace) -> dcgan.TrainedGenerator:
+    """A run's (or checkpoint's) generator as the flags ask: EMA or raw, with --precise-bn re-estimated norms."""
+    gen = dcgan.load(path, device=args.device, ema=not args.no_ema)
+    if args.precise_bn:
+        start = time.perf_counter()
+        precise_bn(gen.net, gen.latent_dim, gen.model.num_classes, gen.class_draw or None)
+        print(f"precise BN: {path.name}'s norms re-estimated in {time.perf_counter() - start:.1f} s", flush=True)
+    return gen
 
 
 def sample_features(gen, extractor, n: int) -> np.ndarray:
@@ -170,6 +182,13 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--no-ema", action="store_true", help="evaluate the raw generator instead of its EMA")
     parser.add_argument("--no-amp", action="store_true", help="train in fp32 (default: the device's fast settings)")
+    parser.add_argument(
+        "--precise-bn",
+        action="store_true",
+        help="score the EMA generator with its batch-norm statistics re-estimated for its own weights "
+        "(sampling.precise_bn, as a run trained with --set precise_bn=true saves them): the option measured "
+        "on an already trained run",
+    )
     parser.add_argument("--device", default="auto", help="cpu, cuda, mps or auto (default: auto)")
     parser.add_argument("-n", type=int, default=10_000, help="samples (and training images for the floor)")
     parser.add_argument("--real-n", type=int, default=TEST_IMAGES, help="test images (default: all 10000)")
@@ -236,7 +255,7 @@ def main() -> None:
         print(f"seed {seed}: {runs[seed][2]} in {runs[seed][1]:.0f} s ({run_dir.name}; device {device})", flush=True)
     if args.grid:
         run_dir = runs[seeds[0]][0]
-        gen = dcgan.load(run_dir, device=args.device, ema=not args.no_ema)
+        gen = load(run_dir, args)
         pixels = gen.images(seeds=range(GRID_TILES))
         save_image(make_grid(pixels, columns=16, scale=2), args.grid)
         print(f"grid: seeds 0-{GRID_TILES - 1} of {run_dir.name} -> {args.grid}")
@@ -275,13 +294,13 @@ def main() -> None:
     fids = []
     for seed, (run_dir, train_s, how) in runs.items():
         start = time.perf_counter()
-        gen = dcgan.load(run_dir, device=args.device, ema=not args.no_ema)
+        gen = load(run_dir, args)
         fake = sample_features(gen, extractor, args.n)
         features_s = time.perf_counter() - start
         start = time.perf_counter()
         result = metrics.scores(fake, test.features, kid_subset_size=1000)
         fids.append(result["fid"])
-        weights = "raw" if args.no_ema else "ema"
+        weights = ("raw" if args.no_ema else "ema") + ("+precise-bn" if args.precise_bn else "")
         precision = "fp32" if args.no_amp else "fast defaults"
         label = f"{run_dir.name} seed={seed} steps={args.steps} batch={args.batch_size} G={weights} {precision}"
         print(
@@ -303,7 +322,7 @@ def main() -> None:
         for seed, (run_dir, _, _) in runs.items():
             points = []
             for checkpoint in list_checkpoints(run_dir / "checkpoints"):
-                gen = dcgan.load(checkpoint, device=args.device, ema=not args.no_ema)
+                gen = load(checkpoint, args)
                 mu, sigma = metrics.feature_stats(sample_features(gen, judge, CURVE_SAMPLES))
                 points.append(f"{gen.info['step']} {metrics.frechet_distance(mu, sigma, mu_ref, sigma_ref):.2f}")
             print(

@@ -16,6 +16,17 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--image-size", "16", "--g-width", "8", "--d-width", "8", "--latent-dim", "16", "--batch-size", "8",
         "--no-progress", "--log-every", "1"]
 # fmt: on
+# The same small run as Python API settings (dcgan.train's keyword names), one thread.
+SMALL = {
+    "model.image_size": 16,
+    "model.g_width": 8,
+    "model.d_width": 8,
+    "model.latent_dim": 16,
+    "batch_size": 8,
+    "progress": False,
+    "log_every": 1,
+    "threads": 1,
+}
 
 
 def pytest_collection_modifyitems(config, items):

@@ -42,7 +42,10 @@ def weights(run):
     return state
 
 
-@pytest.mark.parametrize("update", [[], ["--simultaneous"]], ids=["sequential", "simultaneous"])
+# --precise-bn: rank 0 alone re-estimates the EMA's norms before it saves, with no all-reduce to wait on.
+@pytest.mark.parametrize(
+    "update", [[], ["--simultaneous"], ["--precise-bn"]], ids=["sequential", "simultaneous", "precise-bn"]
+)
 def test_two_processes_match_one_with_the_same_global_batch(image_folder, tmp_path, update):
     run_cli("train", str(image_folder), "--out", str(tmp_path / "one"), *ARGS, *update, "--steps", "4")
     torchrun("train", str(image_folder), "--out", str(tmp_path / "two"), *ARGS, *update, "--steps", "4", "--sync-bn")

@@ -14,18 +14,7 @@ from dcgan.config import build_config
 from dcgan.runs import latest_checkpoint
 from dcgan.trainer import Trainer, TrainingError
 
-from conftest import TINY, load_state, run_cli, write_images
-
-SMALL = {
-    "model.image_size": 16,
-    "model.g_width": 8,
-    "model.d_width": 8,
-    "model.latent_dim": 16,
-    "batch_size": 8,
-    "progress": False,
-    "log_every": 1,
-    "threads": 1,
-}
+from conftest import SMALL, TINY, load_state, run_cli, write_images
 
 
 @pytest.fixture(scope="module")

@@ -380,6 +380,12 @@ class TrainConfig:
     )
     ema: bool = setting(True, "keep an exponential moving average of G for sampling")
     ema_beta: float = setting(0.999, "EMA decay per generator update", low=0, below=1)
+    precise_bn: bool = setting(
+        False,
+        "re-estimate the sampling G's batch-norm statistics for its own weights (from a fixed set of z) for each "
+        "grid, score and checkpoint, instead of those of the live G that its moving average copies "
+        "(PreciseBN; BENCHMARKS.md)",
+    )
     alternate: bool = setting(
         False, "update D and G on alternate iterations (the tutorial, see README) instead of both each step"
     )

@@ -134,6 +134,7 @@ class RunPlan:
     balance: bool = False
     init_from: str = ""  # the checkpoint this run started from ("": random weights)
     freeze_d: int = 0  # D's first blocks kept as they were (FreezeD)
+    precise_bn: bool = False  # the sampling G's batch-norm statistics re-estimated for its own weights
     notes: tuple[str, ...] = ()  # each decision the data or device made, and how to change it
 
     def __post_init__(self) -> None:
@@ -237,6 +238,7 @@ def resolve(request: TrainConfig, data: DataFacts, machine: Machine) -> RunPlan:
         threads=request.threads or machine.threads,
         ema=request.ema,
         ema_beta=request.ema_beta,
+        precise_bn=request.precise_bn,
         alternate=request.alternate,
         simultaneous=request.simultaneous,
         d_skip_below=request.d_skip_below or 0.0,
@@ -336,6 +338,7 @@ def describe(plan: RunPlan, images_per_sec: float | None = None, where: str | No
         f"training:  {plan.loss} loss, batch {plan.batch_size}, Adam lr G {plan.lr_g:g} D {plan.lr_d:g} betas "
         f"({plan.beta1:g}, {plan.beta2:g})"
         + (f", EMA {plan.ema_beta:g}" if plan.ema else ", no EMA")
+        + (", precise BN" if plan.precise_bn else "")
         + (", alternate D/G" if plan.alternate else "")
         + (", simultaneous D/G" if plan.simultaneous else ""),
         f"augment:   {plan.augment}"

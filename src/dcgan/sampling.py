@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
+from .config import MAX_SEED
 from .images import to_uint8
-from .seeds import z_rows
+from .seeds import seed_classes, z_rows
 
 
 def z_from_seeds(seeds: Iterable[int], latent_dim: int) -> torch.Tensor:
@@ -39,3 +40,67 @@ def generate(
     finally:
         generator.train(was_training)
     return np.concatenate(chunks) if chunks else np.zeros((0,), np.uint8)
+
+
+PRECISE_BN_SAMPLES = 4_096  # z vectors whose batch statistics re-estimate the norms (--precise-bn)
+PRECISE_BN_BATCH = 64  # their batch size: the statistics of a batch this size, as training normalised with
+PRECISE_BN_FIRST_SEED = MAX_SEED + 1 - PRECISE_BN_SAMPLES  # the last seeds of the 32-bit range: the same z everywhere
+
+
+@torch.no_grad()
+def precise_bn(
+    generator: nn.Module, latent_dim: int, num_classes: int = 0, class_weights: Sequence[float] | None = None
+) -> None:
+    """Re-estimate a generator's batch-norm statistics for its own weights, in place (PreciseBN, Wu & Johnson
+    2021, "Rethinking 'Batch' in BatchNorm").
+
+    The moving average of G copies the live G's running statistics, which follow other weights; here each
+    norm's mean and variance become the average over ``PRECISE_BN_SAMPLES`` fixed z (batches of
+    ``PRECISE_BN_BATCH``, each normalised with its own statistics, as in training) of this network's own
+    activations. A class-conditional G (``class_weights``: each class's share, uniform when None) draws
+    each z's class as a seed does (``seeds.seed_classes``). Deterministic; no random stream is touched.
+    """
+    norms = [m for m in generator.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    if not norms:
+        return
+    sums: dict[nn.Module, list[torch.Tensor]] = {}
+
+    def running(module: nn.Module) -> tuple[torch.Tensor, torch.Tensor]:
+        mean, var = module.running_mean, module.running_var
+        assert isinstance(mean, torch.Tensor) and isinstance(var, torch.Tensor)
+        return mean, var
+
+    def batch_statistics(module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
+        x = inputs[0].float()
+        dims = [d for d in range(x.ndim) if d != 1]
+        n = x.numel() // x.shape[1]
+        mean, var = x.mean(dims), x.var(dims, unbiased=False)
+        total = sums.setdefault(module, [torch.zeros_like(mean), torch.zeros_like(var)])
+        total[0] += mean
+        total[1] += var * n / max(n - 1, 1)
+        for kept, batch in zip(running(module), (mean, var)):
+            kept.copy_(batch)  # eval mode then normalises with this batch's statistics, as training does
+
+    was_training = generator.training
+    generator.eval()  # no module updates its own statistics (nor, under DDP, all-reduces them)
+    hooks = [m.register_forward_pre_hook(batch_statistics) for m in norms]
+    device = next(generator.parameters()).device
+    weights = list(class_weights or [1.0] * num_classes)
+    batches = PRECISE_BN_SAMPLES // PRECISE_BN_BATCH
+    try:
+        for b in range(batches):
+            first = PRECISE_BN_FIRST_SEED + b * PRECISE_BN_BATCH
+            seeds = range(first, first + PRECISE_BN_BATCH)
+            z = z_from_seeds(seeds, latent_dim).to(device)
+            if num_classes:
+                classes = torch.from_numpy(seed_classes(seeds, weights, latent_dim)).to(device)
+                generator(z, classes)
+            else:
+                generator(z)
+    finally:
+        for hook in hooks:
+            hook.remove()
+        generator.train(was_training)
+    for module, totals in sums.items():
+        for kept, total in zip(running(module), totals):
+            kept.copy_(total / batches)

@@ -42,7 +42,7 @@ from .rngstate import capture, restore
 from .runlog import MetricWindow, RunLog, plot_losses
 from .runs import RunFolder, RunLock, prune
 from .runstate import build_state, load_weights, pack, unpack, unwrap
-from .sampling import generate, z_from_seeds
+from .sampling import generate, precise_bn, z_from_seeds
 from .step import StepOptions, ema_beta_at
 from .steppers import AlternateStep, EagerStep, GraphStep, Latents, RealBatches, Stepper
 
@@ -199,6 +199,7 @@ class Trainer:
         say: Callable[[str], None] | None = None,
     ) -> None:
         self.started = time.monotonic()
+        self.precise_step = -1  # the step whose weights the sampling G's norms were last re-estimated for
         self.data_dir = Path(data_dir)
         self.folder = RunFolder(Path(run_dir))
         self.dist = DistContext.from_env()
@@ -396,6 +397,7 @@ class Trainer:
 
     # --- outputs -----------------------------------------------------------------------------------
     def _record(self) -> ckpt.CheckpointRecord:
+        self.sampling_generator()  # with --precise-bn the saved EMA carries the statistics of its own weights
         return ckpt.CheckpointRecord(
             model=self.plan.model,
             plan=self.plan.to_dict(),
@@ -430,8 +432,17 @@ class Trainer:
         return path
 
     def sampling_generator(self) -> torch.nn.Module:
-        """The generator samples come from: the moving average when there is one."""
-        return self.state.ema if self.state.ema is not None else unwrap(self.state.generator)
+        """The generator samples come from: the moving average when there is one, with --precise-bn its
+        batch-norm statistics re-estimated for this step's weights (training never reads them: the next
+        update copies the live G's over them, so a resumed run stays bit-exact)."""
+        if self.state.ema is None:
+            return unwrap(self.state.generator)
+        if self.plan.precise_bn and self.precise_step != self.step:
+            model = self.plan.model
+            shares = self.plan.class_draw or self._class_probabilities()
+            precise_bn(self.state.ema, model.latent_dim, model.num_classes, None if shares is None else list(shares))
+            self.precise_step = self.step
+        return self.state.ema
 
     def save_samples(self) -> Path:
         """A grid from the fixed z; the monitor looks at it for a collapsed G."""

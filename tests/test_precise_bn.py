@@ -1,0 +1,95 @@
+"""--precise-bn: the sampling G's batch-norm statistics re-estimated for its own weights, without touching training."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+
+import dcgan
+from dcgan.config import ModelConfig, model_spec
+from dcgan.models import build_models
+from dcgan.runs import latest_checkpoint
+from dcgan.sampling import PRECISE_BN_BATCH, PRECISE_BN_FIRST_SEED, PRECISE_BN_SAMPLES, precise_bn, z_from_seeds
+from dcgan.seeds import seed_classes
+
+from conftest import SMALL, load_state
+
+SETTINGS = {**SMALL, "checkpoint_every": 3}
+
+
+def trained_generator(num_classes: int = 0) -> torch.nn.Module:
+    """A small G whose running statistics are far from its activations' (as the EMA's copied ones can be)."""
+    spec = model_spec(ModelConfig(image_size=16, channels=3, latent_dim=16, g_width=8), num_classes=num_classes)
+    torch.manual_seed(0)
+    g, _ = build_models(spec)
+    for m in g.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.running_mean.fill_(3.0)
+            m.running_var.fill_(0.01)
+    return g
+
+
+def train_mode_average(g: torch.nn.Module, weights: list[float] | None) -> dict[str, torch.Tensor]:
+    """The same statistics the slow way: training-mode passes with a cumulative average (momentum None)."""
+    g = copy.deepcopy(g).train()
+    for m in g.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            m.reset_running_stats()
+            m.momentum = None
+    with torch.no_grad():
+        for first in range(PRECISE_BN_FIRST_SEED, PRECISE_BN_FIRST_SEED + PRECISE_BN_SAMPLES, PRECISE_BN_BATCH):
+            seeds = range(first, first + PRECISE_BN_BATCH)
+            z = z_from_seeds(seeds, 16)
+            g(z) if weights is None else g(z, torch.from_numpy(seed_classes(seeds, weights, 16)))
+    return {k: v for k, v in g.state_dict().items() if "running" in k}
+
+
+@pytest.mark.parametrize("weights", [None, [0.7, 0.2, 0.1]])
+def test_precise_bn_matches_training_mode_statistics(weights):
+    g = trained_generator(num_classes=0 if weights is None else len(weights))
+    expected = train_mode_average(g, weights)
+    before = {k: v.clone() for k, v in g.state_dict().items()}
+    precise_bn(g, 16, 0 if weights is None else len(weights), weights)
+    after = g.state_dict()
+    assert expected  # G has batch norms to re-estimate
+    for name, value in expected.items():
+        torch.testing.assert_close(after[name], value, rtol=1e-4, atol=1e-5, msg=name)
+        assert not torch.equal(after[name], before[name]), name
+    for name, value in before.items():  # weights untouched; the module's mode as it was
+        if "running" not in name and "num_batches" not in name:
+            assert torch.equal(after[name], value), name
+    assert g.training
+    # Deterministic: the same z every time, and no random stream consumed.
+    state = torch.random.get_rng_state()
+    again = trained_generator(num_classes=0 if weights is None else len(weights))
+    precise_bn(again, 16, 0 if weights is None else len(weights), weights)
+    assert torch.equal(torch.random.get_rng_state(), state)
+    for name in expected:
+        assert torch.equal(again.state_dict()[name], after[name]), name
+
+
+def test_precise_bn_changes_only_the_saved_ema_statistics_and_resumes_bit_exactly(image_folder, tmp_path):
+    dcgan.train(image_folder, tmp_path / "copied", steps=6, **SETTINGS)
+    dcgan.train(image_folder, tmp_path / "precise", steps=6, precise_bn=True, **SETTINGS)
+    dcgan.train(image_folder, tmp_path / "halves", steps=3, precise_bn=True, **SETTINGS)
+    dcgan.train(image_folder, tmp_path / "halves", resume=True, steps=6)
+    copied, precise, halves = (
+        load_state(latest_checkpoint(tmp_path / name / "checkpoints")) for name in ("copied", "precise", "halves")
+    )
+    assert precise["step"] == halves["step"] == 6 and precise["plan"]["precise_bn"] and halves["plan"]["precise_bn"]
+    for part in ("generator", "discriminator", "ema"):
+        for name, value in precise[part].items():
+            assert torch.equal(value, halves[part][name]), (part, name)  # resumed bit-exactly
+            same = torch.equal(value, copied[part][name])
+            # Training never sees the re-estimated statistics: only the EMA's norm statistics differ.
+            assert same != (part == "ema" and "running" in name), (part, name)
+    # They are those of the EMA's own weights: the copied run's EMA, re-estimated, gives the same (to rounding:
+    # the trainer's copy is in the channels-last layout, whose convolutions round differently).
+    spec = model_spec(ModelConfig(image_size=16, channels=3, latent_dim=16, g_width=8, d_width=8))
+    g, _ = build_models(spec)
+    g.load_state_dict(copied["ema"])
+    precise_bn(g, 16)
+    for name, value in g.state_dict().items():
+        torch.testing.assert_close(value, precise["ema"][name], rtol=1e-4, atol=1e-6, msg=name)
