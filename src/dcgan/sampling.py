@@ -85,7 +85,7 @@ def precise_bn(
     generator.eval()  # no module updates its own statistics (nor, under DDP, all-reduces them)
     hooks = [m.register_forward_pre_hook(batch_statistics) for m in norms]
     device = next(generator.parameters()).device
-    weights = list(class_weights or [1.0] * num_classes)
+    weights = list(class_weights) if class_weights is not None and len(class_weights) else [1.0] * num_classes
     batches = PRECISE_BN_SAMPLES // PRECISE_BN_BATCH
     try:
         for b in range(batches):
