@@ -110,7 +110,7 @@ def load(path: Path, args: argparse.Namespace) -> dcgan.TrainedGenerator:
     gen = dcgan.load(path, device=args.device, ema=not args.no_ema)
     if args.precise_bn:
         start = time.perf_counter()
-        precise_bn(gen.net, gen.latent_dim, gen.model.num_classes, gen.class_draw or None)
+        precise_bn(gen.net, gen.latent_dim, gen.model.num_classes, gen.class_draw)
         print(f"precise BN: {path.name}'s norms re-estimated in {time.perf_counter() - start:.1f} s", flush=True)
     return gen
 

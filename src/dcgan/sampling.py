@@ -49,7 +49,10 @@ PRECISE_BN_FIRST_SEED = MAX_SEED + 1 - PRECISE_BN_SAMPLES  # the last seeds of t
 
 @torch.no_grad()
 def precise_bn(
-    generator: nn.Module, latent_dim: int, num_classes: int = 0, class_weights: Sequence[float] | None = None
+    generator: nn.Module,
+    latent_dim: int,
+    num_classes: int = 0,
+    class_weights: Sequence[float] | np.ndarray | None = None,
 ) -> None:
     """Re-estimate a generator's batch-norm statistics for its own weights, in place (PreciseBN, Wu & Johnson
     2021, "Rethinking 'Batch' in BatchNorm").

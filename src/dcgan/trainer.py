@@ -439,8 +439,8 @@ class Trainer:
             return unwrap(self.state.generator)
         if self.plan.precise_bn and self.precise_step != self.step:
             model = self.plan.model
-            shares = self.plan.class_draw or self._class_probabilities()
-            precise_bn(self.state.ema, model.latent_dim, model.num_classes, None if shares is None else list(shares))
+            shares = self.plan.class_draw or self._class_probabilities()  # as samples draw them, else as training
+            precise_bn(self.state.ema, model.latent_dim, model.num_classes, shares)
             self.precise_step = self.step
         return self.state.ema
 
