@@ -105,11 +105,12 @@ class DcganRunner:
         seed: int = 0,
         graphs: bool = False,
         simultaneous: bool = False,
+        width: int = WIDTH,
     ) -> None:
         self.images, self.device, self.batch_size = images, device, batch_size
         torch.manual_seed(seed)
         model = ModelConfig(
-            image_size=image_size, channels=CHANNELS, latent_dim=LATENT_DIM, g_width=WIDTH, d_width=WIDTH
+            image_size=image_size, channels=CHANNELS, latent_dim=LATENT_DIM, g_width=width, d_width=width
         )
         generator, discriminator = build_models(model_spec(model))
         ema = copy.deepcopy(generator).eval().requires_grad_(False)  # the trainer keeps an EMA of G by default

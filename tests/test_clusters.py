@@ -172,6 +172,7 @@ def test_the_checks_and_the_preset(tmp_path):
             build_config({"classes": bad})
     best = build_config(preset="best")
     assert best.classes == "clusters:20" and best.model.net_width == 128 and best.model.g_width is None
+    assert best.precise_bn and not build_config({"precise_bn": False}, preset="best").precise_bn
     assert build_config({"classes": "folders"}, preset="best").classes == "folders"
     assert build_config(preset="default").classes is None
     proc = run_cli("train", str(tmp_path), "--out", str(tmp_path / "r"), "--classes", "clusters:0", check=False)

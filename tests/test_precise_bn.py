@@ -93,3 +93,20 @@ def test_precise_bn_changes_only_the_saved_ema_statistics_and_resumes_bit_exactl
     precise_bn(g, 16)
     for name, value in g.state_dict().items():
         torch.testing.assert_close(value, precise["ema"][name], rtol=1e-4, atol=1e-6, msg=name)
+
+
+def test_precise_bn_is_paid_where_samples_are_kept_not_at_each_progress_grid(image_folder, tmp_path, monkeypatch):
+    import dcgan.trainer
+
+    calls = []
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        precise_bn(*args, **kwargs)
+
+    monkeypatch.setattr(dcgan.trainer, "precise_bn", counted)
+    dcgan.train(image_folder, tmp_path / "run", steps=6, sample_every=1, precise_bn=True, **SETTINGS)
+    grids = sorted((tmp_path / "run" / "samples").glob("*.png"))
+    assert len(grids) == 6  # a grid at every step...
+    # ...but re-estimated only for the checkpoint at step 3 and the last grid, whose step's checkpoint reuses it.
+    assert len(calls) == 2

@@ -397,7 +397,7 @@ class Trainer:
 
     # --- outputs -----------------------------------------------------------------------------------
     def _record(self) -> ckpt.CheckpointRecord:
-        self.sampling_generator()  # with --precise-bn the saved EMA carries the statistics of its own weights
+        self.sampling_generator(kept=True)  # with --precise-bn the saved EMA carries its own weights' statistics
         return ckpt.CheckpointRecord(
             model=self.plan.model,
             plan=self.plan.to_dict(),
@@ -431,13 +431,15 @@ class Trainer:
         self._costs["checkpoint"] = time.monotonic() - started
         return path
 
-    def sampling_generator(self) -> torch.nn.Module:
-        """The generator samples come from: the moving average when there is one, with --precise-bn its
-        batch-norm statistics re-estimated for this step's weights (training never reads them: the next
-        update copies the live G's over them, so a resumed run stays bit-exact)."""
+    def sampling_generator(self, kept: bool) -> torch.nn.Module:
+        """The generator samples come from: the moving average when there is one. With --precise-bn, where
+        its samples are ``kept`` (a checkpoint, a score, the run's last grid), its batch-norm statistics are
+        re-estimated for this step's weights; a progress grid between checkpoints does not pay for that (at
+        64x64 it costs tens of steps on a CPU) and shows the statistics as they are. Training never reads
+        them: the next update copies the live G's over them, so a resumed run stays bit-exact."""
         if self.state.ema is None:
             return unwrap(self.state.generator)
-        if self.plan.precise_bn and self.precise_step != self.step:
+        if kept and self.plan.precise_bn and self.precise_step != self.step:
             model = self.plan.model
             shares = self.plan.class_draw or self._class_probabilities()  # as samples draw them, else as training
             precise_bn(self.state.ema, model.latent_dim, model.num_classes, shares)
@@ -451,7 +453,8 @@ class Trainer:
             return path
         self.last_grid = self.step
         started = time.monotonic()
-        pixels = generate(self.sampling_generator(), self.fixed_z, self.plan.model.output, self.fixed_classes)
+        last = self.step >= self.plan.steps or self.stop_reason is not None  # the run's last grid
+        pixels = generate(self.sampling_generator(last), self.fixed_z, self.plan.model.output, self.fixed_classes)
         # Small images are shown enlarged (nearest neighbour) so a grid is readable at a glance.
         model = self.plan.model
         grid = make_grid(pixels, self.grid_columns, scale=max(1, 64 // min(model.width, model.height)))
@@ -474,7 +477,7 @@ class Trainer:
             )
         model = plan.model
         row = self._scorer(
-            self.sampling_generator(), model.latent_dim, model.output, model.num_classes, plan.class_draw
+            self.sampling_generator(kept=True), model.latent_dim, model.output, model.num_classes, plan.class_draw
         )
         if row["fid"] < self.best_fid:
             self.best_fid, self.evals_since_best = row["fid"], 0
