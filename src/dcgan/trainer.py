@@ -434,8 +434,8 @@ class Trainer:
     def sampling_generator(self, kept: bool) -> torch.nn.Module:
         """The generator samples come from: the moving average when there is one. With --precise-bn, where
         its samples are ``kept`` (a checkpoint, a score, the run's last grid), its batch-norm statistics are
-        re-estimated for this step's weights; a progress grid between checkpoints does not pay for that (at
-        64x64 it costs tens of steps on a CPU) and shows the statistics as they are. Training never reads
+        re-estimated for this step's weights; a progress grid between checkpoints does not pay for that (the
+        time of 9-20 steps on a 2-core CPU, benchmarks/precise_bn.py) and shows them as they are. Training never reads
         them: the next update copies the live G's over them, so a resumed run stays bit-exact."""
         if self.state.ema is None:
             return unwrap(self.state.generator)
