@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import time
 
 import pytest
 import torch
@@ -11,7 +12,14 @@ import dcgan
 from dcgan.config import ModelConfig, model_spec
 from dcgan.models import build_models
 from dcgan.runs import latest_checkpoint
-from dcgan.sampling import PRECISE_BN_BATCH, PRECISE_BN_FIRST_SEED, PRECISE_BN_SAMPLES, precise_bn, z_from_seeds
+from dcgan.sampling import (
+    PRECISE_BN_BATCH,
+    PRECISE_BN_FIRST_SEED,
+    PRECISE_BN_SAMPLES,
+    precise_bn,
+    precise_bn_seconds,
+    z_from_seeds,
+)
 from dcgan.seeds import seed_classes
 
 from conftest import SMALL, load_state
@@ -110,3 +118,30 @@ def test_precise_bn_is_paid_where_samples_are_kept_not_at_each_progress_grid(ima
     assert len(grids) == 6  # a grid at every step...
     # ...but re-estimated only for the checkpoint at step 3 and the last grid, whose step's checkpoint reuses it.
     assert len(calls) == 2
+
+
+def test_precise_bn_seconds_times_a_batch_and_changes_nothing():
+    g = trained_generator(num_classes=3)
+    before = copy.deepcopy(g.state_dict())
+    seconds = precise_bn_seconds(g, 16, 3)
+    assert seconds > 0 and g.training
+    for name, value in g.state_dict().items():
+        assert torch.equal(value, before[name]), name
+
+
+def test_a_time_budget_leaves_room_for_re_estimating_before_the_first_checkpoint(image_folder, tmp_path, monkeypatch):
+    # Each of the re-estimation's batches made slow (0.03 s: 1.9 s in all) so that it, not training, decides whether the
+    # run ends inside its 6 s budget; a guess without it (0.2 s) trains on to the budget's edge and overruns by 1.9 s.
+    import dcgan.sampling
+
+    batch = dcgan.sampling._precise_bn_batch
+
+    def slow(*args, **kwargs):
+        time.sleep(0.03)
+        batch(*args, **kwargs)
+
+    monkeypatch.setattr(dcgan.sampling, "_precise_bn_batch", slow)
+    settings = {**SETTINGS, "checkpoint_every": 10_000}
+    result = dcgan.train(image_folder, tmp_path / "run", time_budget="6s", precise_bn=True, **settings)
+    assert result.stop_reason == "time" and result.step > 0 and result.elapsed < 6 + 0.5
+    assert latest_checkpoint(tmp_path / "run" / "checkpoints") == result.checkpoint

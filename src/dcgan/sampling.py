@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Sequence
 
 import numpy as np
@@ -45,6 +46,7 @@ def generate(
 PRECISE_BN_SAMPLES = 4_096  # z vectors whose batch statistics re-estimate the norms (--precise-bn)
 PRECISE_BN_BATCH = 64  # their batch size: the statistics of a batch this size, as training normalised with
 PRECISE_BN_FIRST_SEED = MAX_SEED + 1 - PRECISE_BN_SAMPLES  # the last seeds of the 32-bit range: the same z everywhere
+PRECISE_BN_BATCHES = PRECISE_BN_SAMPLES // PRECISE_BN_BATCH
 
 
 @torch.no_grad()
@@ -87,23 +89,44 @@ def precise_bn(
     was_training = generator.training
     generator.eval()  # no module updates its own statistics (nor, under DDP, all-reduces them)
     hooks = [m.register_forward_pre_hook(batch_statistics) for m in norms]
-    device = next(generator.parameters()).device
-    weights = list(class_weights) if class_weights is not None and len(class_weights) else [1.0] * num_classes
-    batches = PRECISE_BN_SAMPLES // PRECISE_BN_BATCH
     try:
-        for b in range(batches):
-            first = PRECISE_BN_FIRST_SEED + b * PRECISE_BN_BATCH
-            seeds = range(first, first + PRECISE_BN_BATCH)
-            z = z_from_seeds(seeds, latent_dim).to(device)
-            if num_classes:
-                classes = torch.from_numpy(seed_classes(seeds, weights, latent_dim)).to(device)
-                generator(z, classes)
-            else:
-                generator(z)
+        for b in range(PRECISE_BN_BATCHES):
+            _precise_bn_batch(generator, b, latent_dim, num_classes, class_weights)
     finally:
         for hook in hooks:
             hook.remove()
         generator.train(was_training)
     for module, totals in sums.items():
         for kept, total in zip(running(module), totals):
-            kept.copy_(total / batches)
+            kept.copy_(total / PRECISE_BN_BATCHES)
+
+
+@torch.no_grad()
+def precise_bn_seconds(generator: nn.Module, latent_dim: int, num_classes: int = 0) -> float:
+    """About how many seconds ``precise_bn`` takes for this generator on this machine: one of its batches timed
+    (the second of two; the first pays one-off set-up) times their number. Changes nothing: the passes run in
+    eval mode, which reads the running statistics and writes none."""
+    was_training = generator.training
+    generator.eval()
+    try:
+        _precise_bn_batch(generator, 0, latent_dim, num_classes, None)
+        started = time.perf_counter()
+        _precise_bn_batch(generator, 1, latent_dim, num_classes, None)
+        return (time.perf_counter() - started) * PRECISE_BN_BATCHES
+    finally:
+        generator.train(was_training)
+
+
+def _precise_bn_batch(
+    generator: nn.Module, b: int, latent_dim: int, num_classes: int, class_weights: Sequence[float] | np.ndarray | None
+) -> None:
+    """The forward pass of ``precise_bn``'s batch ``b``: its fixed z (and classes, drawn by ``class_weights``)."""
+    device = next(generator.parameters()).device
+    weights = list(class_weights) if class_weights is not None and len(class_weights) else [1.0] * num_classes
+    first = PRECISE_BN_FIRST_SEED + b * PRECISE_BN_BATCH
+    seeds = range(first, first + PRECISE_BN_BATCH)
+    z = z_from_seeds(seeds, latent_dim).to(device)
+    if num_classes:
+        generator(z, torch.from_numpy(seed_classes(seeds, weights, latent_dim)).to(device))
+    else:
+        generator(z)

@@ -42,7 +42,7 @@ from .rngstate import capture, restore
 from .runlog import MetricWindow, RunLog, plot_losses
 from .runs import RunFolder, RunLock, prune
 from .runstate import build_state, load_weights, pack, unpack, unwrap
-from .sampling import generate, precise_bn, z_from_seeds
+from .sampling import generate, precise_bn, precise_bn_seconds, z_from_seeds
 from .step import StepOptions, ema_beta_at
 from .steppers import AlternateStep, EagerStep, GraphStep, Latents, RealBatches, Stepper
 
@@ -302,8 +302,9 @@ class Trainer:
         sample = self.data.images[np.sort(np.random.default_rng(0).permutation(plan.images)[:256])]
         self.monitor = Monitor(plan.loss, plan.steps if plan.steps < UNTIL_TIME else 0, diversity(np.asarray(sample)))
         self.clock = RunClock(plan.time_budget, self.started)
-        # Seconds the end of a run takes (its last checkpoint and grid): guessed, then measured as they are written.
-        self._costs = {"checkpoint": 0.2, "samples": 0.1}
+        # Seconds the end of a run takes (its last checkpoint and grid): measured as they are written; before the
+        # first checkpoint, guessed (``_end_cost``).
+        self._costs = {"samples": 0.1}
         self.last_grid = -1  # the step of the newest progress grid
         self.actions = [
             Periodic(plan.log_every, self._log_row),
@@ -565,7 +566,20 @@ class Trainer:
             return False
         rate = self.clock.steps_per_second()
         next_step = 1 / rate if rate else 0.0
-        return self.clock.left() <= next_step + 1.5 * (self._costs["checkpoint"] + self._costs["samples"])
+        return self.clock.left() <= next_step + 1.5 * self._end_cost()
+
+    def _end_cost(self) -> float:
+        """Seconds the last checkpoint and grid will take. Until a checkpoint has been written its cost is a
+        guess, which with --precise-bn includes the re-estimation of the norms (one of its batches timed, once):
+        at 128x128 that is the time of about 11 training steps (benchmarks/precise_bn.py), more than a short
+        budget has to spare."""
+        if "checkpoint" not in self._costs:
+            guess = 0.2
+            if self.plan.precise_bn and self.state.ema is not None:
+                model = self.plan.model
+                guess += precise_bn_seconds(self.state.ema, model.latent_dim, model.num_classes)
+            self._costs["checkpoint"] = guess
+        return self._costs["checkpoint"] + self._costs["samples"]
 
     def run(self) -> TrainResult:
         """Train to the plan's end (its steps, its time budget or early stopping); Ctrl-C or SIGTERM saves a
