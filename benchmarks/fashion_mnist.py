@@ -57,7 +57,6 @@ from dcgan.config import Loss  # noqa: E402
 from dcgan.devices import resolve_device  # noqa: E402
 from dcgan.images import make_grid, save_image  # noqa: E402
 from dcgan.runs import list_checkpoints  # noqa: E402
-from dcgan.sampling import precise_bn  # noqa: E402
 from dcgan.seeds import parse_seeds  # noqa: E402
 
 from idx_to_png import export  # noqa: E402
@@ -107,11 +106,10 @@ def train_run(train_dir: Path, run_dir: Path, config) -> tuple[float, str]:
 
 def load(path: Path, args: argparse.Namespace) -> dcgan.TrainedGenerator:
     """A run's (or checkpoint's) generator as the flags ask: EMA or raw, with --precise-bn re-estimated norms."""
-    gen = dcgan.load(path, device=args.device, ema=not args.no_ema)
+    start = time.perf_counter()
+    gen = dcgan.load(path, device=args.device, ema=not args.no_ema, precise_bn=args.precise_bn)
     if args.precise_bn:
-        start = time.perf_counter()
-        precise_bn(gen.net, gen.latent_dim, gen.model.num_classes, gen.class_draw)
-        print(f"precise BN: {path.name}'s norms re-estimated in {time.perf_counter() - start:.1f} s", flush=True)
+        print(f"precise BN: {path.name} loaded, norms re-estimated, in {time.perf_counter() - start:.1f} s", flush=True)
     return gen
 
 

@@ -90,6 +90,15 @@ def test_float_output_is_the_model_range(size, output, tmp_path):
     assert got.shape == (5, 3, size, size) and (got.min() >= 0 if output == "sigmoid" else got.min() >= -1)
 
 
+def test_export_with_precise_bn_carries_the_re_estimated_statistics(tmp_path):
+    run = checkpoint_of(trained_like(16), tmp_path / "run.safetensors")
+    assert main(["export", str(run), "--out", str(tmp_path / "g.onnx"), "--precise-bn"]) == 0
+    exported = dcgan.load(tmp_path / "g.onnx").images(seeds=range(8)).astype(int)
+    precise = dcgan.load(run, precise_bn=True).images(seeds=range(8)).astype(int)
+    copied = dcgan.load(run).images(seeds=range(8)).astype(int)
+    assert np.abs(exported - precise).max() <= 1 < np.abs(exported - copied).max()
+
+
 def test_export_command_then_generate_from_the_onnx_file_alone(tmp_path, capsys):
     run = checkpoint_of(trained_like(16), tmp_path / "run.safetensors")
     assert main(["export", str(run), "--out", str(tmp_path / "g.onnx")]) == 0

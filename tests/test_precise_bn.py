@@ -145,3 +145,21 @@ def test_a_time_budget_leaves_room_for_re_estimating_before_the_first_checkpoint
     result = dcgan.train(image_folder, tmp_path / "run", time_budget="6s", precise_bn=True, **settings)
     assert result.stop_reason == "time" and result.step > 0 and result.elapsed < 6 + 0.5
     assert latest_checkpoint(tmp_path / "run" / "checkpoints") == result.checkpoint
+
+
+def test_loading_with_precise_bn_re_estimates_a_run_trained_without_it(image_folder, tmp_path, capsys):
+    from dcgan.cli import main
+
+    dcgan.train(image_folder, tmp_path / "run", steps=3, **SETTINGS)
+    copied = dcgan.load(tmp_path / "run")
+    precise = dcgan.load(tmp_path / "run", precise_bn=True)
+    expected = copy.deepcopy(copied.net)
+    precise_bn(expected, copied.latent_dim)
+    for name, value in expected.state_dict().items():
+        torch.testing.assert_close(precise.net.state_dict()[name], value, rtol=0, atol=0, msg=name)
+    assert "norms re-estimated" in precise.origin and "norms re-estimated" not in copied.origin
+    assert not (precise.images(seeds=range(4)) == copied.images(seeds=range(4))).all()
+    # The commands that load a generator take the flag and say so.
+    grid = tmp_path / "g.png"
+    assert main(["generate", str(tmp_path / "run"), "-n", "4", "--grid", str(grid), "--precise-bn"]) == 0
+    assert grid.exists() and "norms re-estimated" in capsys.readouterr().err

@@ -118,6 +118,7 @@ def other_commands(base):
         (["generate", run_dir, "-n", "4"], 2, "say where to write"),
         (["generate", str(base / "nothing"), "-n", "4", "--grid", "g.png"], 1, "neither a run folder"),
         (["generate", data, "-n", "4", "--grid", "g.png"], 1, "no checkpoint"),
+        (["generate", "g.onnx", "-n", "4", "--grid", "g.png", "--precise-bn"], 2, "export with --precise-bn"),
         (["interpolate", run_dir, "--seeds", "1,2", "--fps", "0.0001", "--out", "w.gif"], 2, "--fps must be at least"),
         (["interpolate", run_dir, "--seeds", "1,2", "--fps", "nan", "--out", "w.gif"], 2, "--fps must be a finite"),
         (["interpolate", run_dir, "--seeds", "1,2", "--scale", "2000", "--out", "w.gif"], 2, "--scale must be at most"),

@@ -101,8 +101,21 @@ class TrainedGenerator:
     cluster (``seeds.seed_classes``) when no class is given.
     """
 
-    def __init__(self, path: str | os.PathLike, device: str = "cpu", ema: bool = True, which: str = "auto") -> None:
-        source = GeneratorSource(run=str(path), device=device, ema=ema, checkpoint=which)  # type: ignore[arg-type]
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        device: str = "cpu",
+        ema: bool = True,
+        which: str = "auto",
+        precise_bn: bool = False,
+    ) -> None:
+        source = GeneratorSource(
+            run=str(path),
+            device=device,  # type: ignore[arg-type]
+            ema=ema,
+            checkpoint=which,  # type: ignore[arg-type]
+            precise_bn=precise_bn,
+        )
         self.loaded: LoadedGenerator | None = None
         self.onnx: OnnxGenerator | None = None
         if Path(source.run).suffix.lower() == ".onnx":
@@ -118,7 +131,11 @@ class TrainedGenerator:
             }
         else:
             self.loaded = load_generator(
-                source.run, resolve_device(source.device), ema=source.ema, which=source.checkpoint
+                source.run,
+                resolve_device(source.device),
+                ema=source.ema,
+                which=source.checkpoint,
+                precise_bn=source.precise_bn,
             )
             self.net = self.loaded.net
             self.model = self.loaded.model
@@ -386,7 +403,11 @@ class TrainedGenerator:
         if self.loaded is None:
             raise ConfigError("projection needs the run folder or checkpoint, not an .onnx file")
         loaded = load_generator(
-            self.loaded.path, next(self.net.parameters()).device, ema=self.loaded.used_ema, discriminator=True
+            self.loaded.path,
+            next(self.net.parameters()).device,
+            ema=self.loaded.used_ema,
+            discriminator=True,
+            precise_bn=self.loaded.precise_bn,
         )
         if isinstance(pictures, list):
             pictures, _ = decode_photos(pictures, loaded.model, loaded.data)
@@ -410,14 +431,19 @@ def _seeds(seeds: Iterable[int], limit: int = MAX_SEEDS) -> list[int]:
         raise ConfigError(f"seeds: {e}") from None
 
 
-def load(path: str | os.PathLike, device: str = "cpu", ema: bool = True, which: str = "auto") -> TrainedGenerator:
+def load(
+    path: str | os.PathLike, device: str = "cpu", ema: bool = True, which: str = "auto", precise_bn: bool = False
+) -> TrainedGenerator:
     """Load a trained generator from a run folder (best.safetensors when --eval-every kept one, else the newest
-    checkpoint; ``which="latest"`` for the newest) or a checkpoint file."""
-    return TrainedGenerator(path, device=device, ema=ema, which=which)
+    checkpoint; ``which="latest"`` for the newest) or a checkpoint file; ``precise_bn`` re-estimates its
+    batch-norm statistics for its own weights (as ``--precise-bn`` does)."""
+    return TrainedGenerator(path, device=device, ema=ema, which=which, precise_bn=precise_bn)
 
 
 def _load(source: GeneratorSource) -> TrainedGenerator:
-    return TrainedGenerator(source.run, device=source.device, ema=source.ema, which=source.checkpoint)
+    return TrainedGenerator(
+        source.run, device=source.device, ema=source.ema, which=source.checkpoint, precise_bn=source.precise_bn
+    )
 
 
 @dataclass(frozen=True)
@@ -543,8 +569,9 @@ def export_file(options: ExportOptions) -> tuple[Any, str]:
     from .files import check_output_file
 
     check_output_file(options.out, "--out")
+    source = options.source
     loaded = load_generator(
-        options.source.run, torch.device("cpu"), ema=options.source.ema, which=options.source.checkpoint
+        source.run, torch.device("cpu"), ema=source.ema, which=source.checkpoint, precise_bn=source.precise_bn
     )
     return export_generator(loaded, options.out, output=options.output, opset=options.opset), loaded.describe()
 
@@ -593,6 +620,7 @@ def project_files(options: ProjectOptions) -> tuple[list[tuple[str, float, str |
         ema=source.ema,
         which=source.checkpoint,
         discriminator=True,
+        precise_bn=source.precise_bn,
     )
     targets, notes = decode_photos(list(options.photos), loaded.model, loaded.data)
     label = _class_of(loaded.class_names, options.label) if options.label is not None else None

@@ -251,6 +251,7 @@ def cmd_fid(options: opts.FidOptions, values: dict[str, Any]) -> int:
         image_size=options.image_size,
         device=feats.device,
         ema=feats.ema,
+        precise_bn=feats.precise_bn,
         kid_subsets=options.kid_subsets,
         kid_subset_size=options.kid_subset_size,
         progress=feats.progress,
@@ -304,6 +305,7 @@ def cmd_nearest(options: opts.NearestOptions, values: dict[str, Any]) -> int:
         k=options.neighbours,
         device=feats.device,
         ema=feats.ema,
+        precise_bn=feats.precise_bn,
         progress=feats.progress,
     )
     save_image(nearest_grid(result), out, "--out")

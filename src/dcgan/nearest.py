@@ -69,18 +69,20 @@ def nearest_real(
     ema: bool = True,
     reference: int = 1000,
     progress: bool = True,
+    precise_bn: bool = False,
 ) -> NearestResult:
     """Images for seeds 0..n-1 and their k nearest images of real_dir (decoded as the run decodes them).
 
     ``real_to_real`` (over at most ``reference`` real images) gives the scale: a generated image much
-    closer to a training image than real images are to each other is likely a copy.
+    closer to a training image than real images are to each other is likely a copy. ``precise_bn``: G's
+    batch-norm statistics re-estimated on loading (``runs.load_generator``).
     """
     from .devices import resolve_device
     from .runs import load_generator
 
     if n < 1 or k < 1:
         raise MetricsError("-n and -k must be at least 1")
-    loaded = load_generator(run, resolve_device(device), ema=ema)
+    loaded = load_generator(run, resolve_device(device), ema=ema, precise_bn=precise_bn)
     model = loaded.model
     generated = np.concatenate(
         list(

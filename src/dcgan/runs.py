@@ -283,11 +283,13 @@ class LoadedGenerator:
     discriminator: torch.nn.Module | None = None  # with load_generator(..., discriminator=True), in eval mode
     class_names: tuple[str, ...] = ()  # a class-conditional run's classes, in index order
     class_draw: tuple[float, ...] = ()  # clusters: how a sample without a class draws one (plan.RunPlan)
+    precise_bn: bool = False  # its batch-norm statistics re-estimated on loading (load_generator)
 
     def describe(self) -> str:
         """'best.safetensors (step 4000, FID 31.2, EMA)' for the message of each command."""
         fid = f", FID {self.best_fid:.2f}" if self.path.name == BEST_NAME and self.best_fid < float("inf") else ""
-        return f"{self.path.name} (step {self.step}{fid}, {'EMA' if self.used_ema else 'raw G'})"
+        precise = ", norms re-estimated" if self.precise_bn else ""
+        return f"{self.path.name} (step {self.step}{fid}, {'EMA' if self.used_ema else 'raw G'}{precise})"
 
 
 def load_generator(
@@ -296,12 +298,16 @@ def load_generator(
     ema: bool = True,
     which: str = "auto",
     discriminator: bool = False,
+    precise_bn: bool = False,
 ) -> LoadedGenerator:
     """Load a trained generator (the EMA copy when there is one) from a run folder or checkpoint file; with
-    ``discriminator``, its trained D too (projection measures pictures with D's features)."""
+    ``discriminator``, its trained D too (projection measures pictures with D's features); with ``precise_bn``,
+    G's batch-norm statistics re-estimated for its own weights (``sampling.precise_bn``, drawing classes as
+    samples do), as a run trained with --precise-bn saves them."""
     from . import checkpoint as ckpt
     from .config import DataConfig, from_dict
     from .models import Discriminator, Generator
+    from .sampling import precise_bn as reestimate
     from .schema import ConfigError
 
     file = resolve_checkpoint(path, which)
@@ -317,6 +323,9 @@ def load_generator(
         return net.to(device).eval()
 
     net = built(Generator(record.model), weights)
+    class_draw = tuple(float(p) for p in record.plan.get("class_draw", ()))
+    if precise_bn:
+        reestimate(net, record.model.latent_dim, record.model.num_classes, class_draw)
     critic = built(Discriminator(record.model), record.networks["discriminator"]) if discriminator else None
     try:
         data = from_dict(DataConfig, record.plan.get("data", {}), where=f"{str(file)!r} (data)")
@@ -332,5 +341,6 @@ def load_generator(
         data=data,
         discriminator=critic,
         class_names=tuple(str(c) for c in record.plan.get("class_names", ())),
-        class_draw=tuple(float(p) for p in record.plan.get("class_draw", ())),
+        class_draw=class_draw,
+        precise_bn=precise_bn,
     )

@@ -91,16 +91,18 @@ def generator_features(
     device: str = "cpu",
     ema: bool = True,
     progress: bool = True,
+    precise_bn: bool = False,
 ) -> GeneratedFeatures:
-    """Features of n images from a run folder or checkpoint, drawn with seeds 0..n-1."""
-    return _loaded_features(_load(path, device, ema), extractor, n, progress)
+    """Features of n images from a run folder or checkpoint, drawn with seeds 0..n-1 (``precise_bn``: as
+    ``runs.load_generator``)."""
+    return _loaded_features(_load(path, device, ema, precise_bn), extractor, n, progress)
 
 
-def _load(path: str | os.PathLike, device: str, ema: bool) -> Any:
+def _load(path: str | os.PathLike, device: str, ema: bool, precise_bn: bool) -> Any:
     from ..devices import resolve_device
     from ..runs import load_generator
 
-    return load_generator(path, resolve_device(device), ema=ema)
+    return load_generator(path, resolve_device(device), ema=ema, precise_bn=precise_bn)
 
 
 def _loaded_features(loaded: Any, extractor: Extractor, n: int = 10_000, progress: bool = True) -> GeneratedFeatures:
@@ -201,6 +203,7 @@ def compare(
     kid_subset_size: int = 1000,
     progress: bool = True,
     per_class: bool = False,
+    precise_bn: bool = False,
 ) -> dict[str, Any]:
     """FID, KID, precision and recall between two sources, each a run folder, a checkpoint or a folder of images.
 
@@ -211,9 +214,10 @@ def compare(
     neither side is a run). ``per_class``: a class-conditional run against a folder whose top-level
     subfolders are its classes; adds the FID of each class (intra-FID) and their mean. Returns the
     ``scores`` keys plus a description of each side, the folders' sizes and the extractor's identity.
+    ``precise_bn``: a run's batch-norm statistics re-estimated on loading (``runs.load_generator``).
     """
     sources = {"a": a, "b": b}
-    runs = {side: _load(source, device, ema) for side, source in sources.items() if is_run(source)}
+    runs = {side: _load(source, device, ema, precise_bn) for side, source in sources.items() if is_run(source)}
     if per_class:
         _check_per_class(list(runs.values()))
     features: dict[str, np.ndarray] = {}
