@@ -142,8 +142,12 @@ def test_a_time_budget_leaves_room_for_re_estimating_before_the_first_checkpoint
 
     monkeypatch.setattr(dcgan.sampling, "_precise_bn_batch", slow)
     settings = {**SETTINGS, "checkpoint_every": 10_000}
-    result = dcgan.train(image_folder, tmp_path / "run", time_budget="6s", precise_bn=True, **settings)
+    messages = []
+    result = dcgan.train(
+        image_folder, tmp_path / "run", time_budget="6s", precise_bn=True, say=messages.append, **settings
+    )
     assert result.stop_reason == "time" and result.step > 0 and result.elapsed < 6 + 0.5
+    assert any("re-estimating the norms for the last checkpoint" in m for m in messages)
     assert latest_checkpoint(tmp_path / "run" / "checkpoints") == result.checkpoint
 
 

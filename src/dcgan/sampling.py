@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Iterable, Sequence
 
@@ -55,6 +56,7 @@ def precise_bn(
     latent_dim: int,
     num_classes: int = 0,
     class_weights: Sequence[float] | np.ndarray | None = None,
+    batches: int = PRECISE_BN_BATCHES,
 ) -> None:
     """Re-estimate a generator's batch-norm statistics for its own weights, in place (PreciseBN, Wu & Johnson
     2021, "Rethinking 'Batch' in BatchNorm").
@@ -64,6 +66,7 @@ def precise_bn(
     ``PRECISE_BN_BATCH``, each normalised with its own statistics, as in training) of this network's own
     activations. A class-conditional G (``class_weights``: each class's share, uniform when None) draws
     each z's class as a seed does (``seeds.seed_classes``). Deterministic; no random stream is touched.
+    ``batches``: fewer only to time it (``precise_bn_seconds``).
     """
     norms = [m for m in generator.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
     if not norms:
@@ -90,7 +93,7 @@ def precise_bn(
     generator.eval()  # no module updates its own statistics (nor, under DDP, all-reduces them)
     hooks = [m.register_forward_pre_hook(batch_statistics) for m in norms]
     try:
-        for b in range(PRECISE_BN_BATCHES):
+        for b in range(batches):
             _precise_bn_batch(generator, b, latent_dim, num_classes, class_weights)
     finally:
         for hook in hooks:
@@ -98,23 +101,18 @@ def precise_bn(
         generator.train(was_training)
     for module, totals in sums.items():
         for kept, total in zip(running(module), totals):
-            kept.copy_(total / PRECISE_BN_BATCHES)
+            kept.copy_(total / batches)
 
 
-@torch.no_grad()
 def precise_bn_seconds(generator: nn.Module, latent_dim: int, num_classes: int = 0) -> float:
-    """About how many seconds ``precise_bn`` takes for this generator on this machine: one of its batches timed
-    (the second of two; the first pays one-off set-up) times their number. Changes nothing: the passes run in
-    eval mode, which reads the running statistics and writes none."""
-    was_training = generator.training
-    generator.eval()
-    try:
-        _precise_bn_batch(generator, 0, latent_dim, num_classes, None)
-        started = time.perf_counter()
-        _precise_bn_batch(generator, 1, latent_dim, num_classes, None)
-        return (time.perf_counter() - started) * PRECISE_BN_BATCHES
-    finally:
-        generator.train(was_training)
+    """About how many seconds ``precise_bn`` takes for this generator on this machine: a one-batch re-estimation
+    of a copy timed (the second of two; the first pays one-off set-up) times the number of batches. The
+    generator itself is not touched."""
+    probe = copy.deepcopy(generator)
+    precise_bn(probe, latent_dim, num_classes, batches=1)
+    started = time.perf_counter()
+    precise_bn(probe, latent_dim, num_classes, batches=1)
+    return (time.perf_counter() - started) * PRECISE_BN_BATCHES
 
 
 def _precise_bn_batch(

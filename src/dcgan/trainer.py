@@ -577,7 +577,14 @@ class Trainer:
             guess = 0.2
             if self.plan.precise_bn and self.state.ema is not None:
                 model = self.plan.model
-                guess += precise_bn_seconds(self.state.ema, model.latent_dim, model.num_classes)
+                seconds = precise_bn_seconds(self.state.ema, model.latent_dim, model.num_classes)
+                guess += seconds
+                if seconds >= 0.1 * self.plan.time_budget:
+                    self.say(
+                        f"note: re-estimating the norms for the last checkpoint (--precise-bn) takes about "
+                        f"{format_duration(seconds)} of the {format_duration(self.plan.time_budget)} budget; "
+                        "training stops early to leave room for it"
+                    )
             self._costs["checkpoint"] = guess
         return self._costs["checkpoint"] + self._costs["samples"]
 
