@@ -109,9 +109,14 @@ def precise_bn_seconds(generator: nn.Module, latent_dim: int, num_classes: int =
     of a copy timed (the second of two; the first pays one-off set-up) times the number of batches. The
     generator itself is not touched."""
     probe = copy.deepcopy(generator)
+    device = next(probe.parameters()).device
     precise_bn(probe, latent_dim, num_classes, batches=1)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)  # the kernels run asynchronously: time them, not their launch
     started = time.perf_counter()
     precise_bn(probe, latent_dim, num_classes, batches=1)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
     return (time.perf_counter() - started) * PRECISE_BN_BATCHES
 
 
