@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -402,13 +402,11 @@ class TrainedGenerator:
 
         if self.loaded is None:
             raise ConfigError("projection needs the run folder or checkpoint, not an .onnx file")
-        loaded = load_generator(
-            self.loaded.path,
-            next(self.net.parameters()).device,
-            ema=self.loaded.used_ema,
-            discriminator=True,
-            precise_bn=self.loaded.precise_bn,
+        # D comes from the checkpoint again; G is this one, its norms as loaded (not re-estimated twice).
+        with_critic = load_generator(
+            self.loaded.path, next(self.net.parameters()).device, ema=self.loaded.used_ema, discriminator=True
         )
+        loaded = replace(with_critic, net=self.net, precise_bn=self.loaded.precise_bn)
         if isinstance(pictures, list):
             pictures, _ = decode_photos(pictures, loaded.model, loaded.data)
         expected = (self.model.height, self.model.width, self.model.channels)
