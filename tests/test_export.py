@@ -74,6 +74,7 @@ def test_every_size_exports_and_runs_any_batch_within_one_level(size, tmp_path):
     assert np.abs(got.astype(int) - expected.astype(int)).max() <= 1
     meta = session.get_modelmeta().custom_metadata_map
     assert meta["image_size"] == str(size) and meta["latent_dim"] == "8" and "RandomState(seed)" in meta["seed_to_z"]
+    assert meta["precise_bn"] == "false" and "re-estimated" not in dcgan.load(result.path).origin
 
 
 @pytest.mark.parametrize("size, output", [(16, "tanh"), (28, "sigmoid")])
@@ -97,6 +98,7 @@ def test_export_with_precise_bn_carries_the_re_estimated_statistics(tmp_path):
     precise = dcgan.load(run, precise_bn=True).images(seeds=range(8)).astype(int)
     copied = dcgan.load(run).images(seeds=range(8)).astype(int)
     assert np.abs(exported - precise).max() <= 1 < np.abs(exported - copied).max()
+    assert "norms re-estimated" in dcgan.load(tmp_path / "g.onnx").origin
 
 
 def test_export_command_then_generate_from_the_onnx_file_alone(tmp_path, capsys):

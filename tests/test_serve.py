@@ -48,7 +48,7 @@ def test_the_page_and_the_training_state(client, run):
     assert page.status_code == 200 and "dcgan" in page.text and "<script>" in page.text
     state = client.get("/api/run").json()
     assert state["run"] == "run" and state["samples"] == [2, 4] and state["status"]["step"] == 4
-    assert state["status"]["done"] and state["checkpoint"] == {"file": "step-00000004.safetensors"}
+    assert state["status"]["done"] and state["checkpoint"] == {"file": "step-00000004.safetensors", "precise_bn": False}
     assert state["report"]["skipped"][0]["path"] == "broken.png" and len(state["metrics"]) == 4
     grid = client.get("/samples/step-00000004.png")
     assert grid.status_code == 200 and Image.open(io.BytesIO(grid.content)).size[0] > 16
@@ -93,6 +93,19 @@ def test_bad_requests_get_a_4xx_with_a_message(client, path, status, words):
     assert "Traceback" not in response.text and "outside the run folder" not in response.text
     if words:
         assert words in response.json()["error"], response.json()
+
+
+def test_serve_with_precise_bn_draws_from_the_re_estimated_generator(run):
+    import numpy as np
+
+    import dcgan
+
+    client = TestClient(create_app(run, precise_bn=True), raise_server_exceptions=False)
+    assert client.get("/api/run").json()["checkpoint"]["precise_bn"] is True
+    served = np.asarray(Image.open(io.BytesIO(client.get("/api/image/3.png").content)).convert("RGB")).astype(int)
+    precise = dcgan.load(run, precise_bn=True).images(seeds=[3])[0].astype(int)
+    copied = dcgan.load(run).images(seeds=[3])[0].astype(int)
+    assert served.shape == precise.shape and np.array_equal(served, precise) and not np.array_equal(served, copied)
 
 
 def test_a_run_without_a_checkpoint_still_shows_its_training(tmp_path):

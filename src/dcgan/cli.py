@@ -359,7 +359,13 @@ def cmd_serve(options: opts.ServeOptions, values: dict[str, Any]) -> int:
     except ImportError:
         raise UserError("dcgan serve needs starlette and uvicorn: pip install 'dcgan[serve]'") from None
     say(f"serving {options.run} at http://{options.host}:{options.port}/ (Ctrl-C stops)")
-    serve(options.run, host=options.host, port=options.port, checkpoint=options.checkpoint)
+    serve(
+        options.run,
+        host=options.host,
+        port=options.port,
+        checkpoint=options.checkpoint,
+        precise_bn=options.precise_bn,
+    )
     return 0
 
 

@@ -196,6 +196,7 @@ def metadata(loaded: Any, output: str) -> dict[str, str]:
         "checkpoint": loaded.path.name,
         "step": str(loaded.step),
         "ema": str(loaded.used_ema).lower(),
+        "precise_bn": str(loaded.precise_bn).lower(),
         "class_names": json.dumps(list(loaded.class_names), ensure_ascii=False),
         "class_draw": json.dumps(list(loaded.class_draw)),
     }
@@ -269,4 +270,6 @@ class OnnxGenerator:
         return np.concatenate(parts) if parts else np.zeros((0, self.height, self.width, 1), np.uint8)
 
     def describe(self) -> str:
-        return f"{self.path.name} (ONNX, from {self.meta.get('checkpoint', '?')} at step {self.meta.get('step', '?')})"
+        precise = ", norms re-estimated" if self.meta.get("precise_bn") == "true" else ""
+        origin = f"from {self.meta.get('checkpoint', '?')} at step {self.meta.get('step', '?')}{precise}"
+        return f"{self.path.name} (ONNX, {origin})"

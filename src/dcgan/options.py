@@ -381,6 +381,7 @@ class ServeOptions:
     host: str = setting("127.0.0.1", "address to listen on (127.0.0.1: this machine only)")
     port: int = setting(8000, "port to listen on", low=1, high=65535)
     checkpoint: Which = setting("auto", "the checkpoint the explore view draws from: best when kept, else newest")
+    precise_bn: bool = setting(False, PRECISE_BN_HELP + "; again for each newer checkpoint")
 
     def __post_init__(self) -> None:
         check(self)

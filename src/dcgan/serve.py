@@ -55,8 +55,8 @@ def _number(value: str | None, name: str, default: float, low: float, high: floa
 class Explorer:
     """The run's generator, loaded on first use and again when a newer checkpoint appears."""
 
-    def __init__(self, folder: RunFolder, which: str = "auto") -> None:
-        self.folder, self.which = folder, which
+    def __init__(self, folder: RunFolder, which: str = "auto", precise_bn: bool = False) -> None:
+        self.folder, self.which, self.precise_bn = folder, which, precise_bn
         self._lock = threading.Lock()
         self._loaded: tuple[Path, float, Any] | None = None
 
@@ -75,7 +75,7 @@ class Explorer:
         stamp = path.stat().st_mtime
         with self._lock:
             if self._loaded is None or self._loaded[0] != path or self._loaded[1] != stamp:
-                self._loaded = (path, stamp, TrainedGenerator(path))
+                self._loaded = (path, stamp, TrainedGenerator(path, precise_bn=self.precise_bn))
             return self._loaded[2]
 
 
@@ -96,10 +96,10 @@ def _class(request: Request, gen: Any) -> str | None:
     return asked
 
 
-def create_app(run_dir: str | os.PathLike, checkpoint: str = "auto") -> Starlette:
-    """The app for one run folder."""
+def create_app(run_dir: str | os.PathLike, checkpoint: str = "auto", precise_bn: bool = False) -> Starlette:
+    """The app for one run folder; ``precise_bn`` re-estimates G's norms each time a checkpoint is loaded."""
     folder = RunFolder(Path(run_dir))
-    explorer = Explorer(folder, checkpoint)
+    explorer = Explorer(folder, checkpoint, precise_bn)
 
     async def index(request: Request) -> Response:
         return HTMLResponse((WEB / "index.html").read_text(encoding="utf-8"))
@@ -223,7 +223,7 @@ def run_summary(folder: RunFolder, explorer: Explorer) -> dict[str, Any]:
         "report": folder.data_report(),
         "metrics": rows,
         "samples": samples,
-        "checkpoint": None if checkpoint is None else {"file": checkpoint.name},
+        "checkpoint": None if checkpoint is None else {"file": checkpoint.name, "precise_bn": explorer.precise_bn},
         "classes": (plan or {}).get("class_names", []),
         "classes_drawn": bool((plan or {}).get("class_draw")),  # clusters: no class asked = each seed's own
         "status": {
@@ -245,8 +245,14 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def serve(run_dir: str | os.PathLike, host: str = "127.0.0.1", port: int = 8000, checkpoint: str = "auto") -> None:
+def serve(
+    run_dir: str | os.PathLike,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    checkpoint: str = "auto",
+    precise_bn: bool = False,
+) -> None:
     """Serve the page until interrupted."""
     import uvicorn
 
-    uvicorn.run(create_app(run_dir, checkpoint), host=host, port=port, log_level="warning")
+    uvicorn.run(create_app(run_dir, checkpoint, precise_bn), host=host, port=port, log_level="warning")
