@@ -3,7 +3,8 @@
 A Starlette app over one run folder. The training view reads what the trainer writes (config.json,
 data_report.json, metrics.csv, samples/), so it works while `dcgan train` runs in another process and
 before any checkpoint exists. The explore view draws images on the server from the run's checkpoint (the
-best one when --eval-every kept it, else the newest; reloaded when training writes a newer one).
+best one when --eval-every kept it, else the newest; reloaded when training writes a newer one, its norms
+re-estimated each time with --precise-bn).
 
 Every request is checked by the same settings classes and parsers the CLI uses; a bad one gets a 4xx with a
 JSON message. Files are served only from inside the run folder, by names the server itself lists.
