@@ -42,13 +42,13 @@ def free_port() -> int:
 
 
 class Server:
-    """`dcgan serve RUN` in a subprocess, until the test ends."""
+    """`dcgan serve RUN [FLAGS]` in a subprocess, until the test ends."""
 
-    def __init__(self, run: Path) -> None:
+    def __init__(self, run: Path, *flags: str) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "dcgan", "serve", str(run), "--port", str(self.port)],
+            [sys.executable, "-m", "dcgan", "serve", str(run), "--port", str(self.port), *flags],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             env=cli_env(),
@@ -131,6 +131,29 @@ def test_explore_picks_walks_and_adds(browser, trained):
         page.wait_for_function("document.getElementById('arith-img').complete")
         assert page.locator("#arith-img").screenshot() != first  # the result changed
         assert '"[3,7] - [5] + [11]"' in page.text_content("#command")
+    finally:
+        server.close()
+
+
+def test_explore_names_its_generator_and_follows_a_newer_checkpoint(browser, trained, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(trained / "run", run)
+    server = Server(run, "--precise-bn")
+    tiles = "[...document.querySelectorAll('#tiles img')]"
+    try:
+        page = browser.new_page()
+        page.goto(server.url + "#explore")
+        page.wait_for_function(f"{tiles}.length && {tiles}.every(i => i.complete && i.naturalWidth)")
+        page.wait_for_function("document.getElementById('explore-info').textContent.startsWith('Drawing from')")
+        assert page.text_content("#explore-info") == "Drawing from step-00000004.safetensors, its norms re-estimated"
+        assert "--precise-bn" in page.text_content("#command")  # the command draws what the page shows
+        checkpoints = run / "checkpoints"
+        shutil.copy(checkpoints / "step-00000004.safetensors", checkpoints / "step-00000006.safetensors")
+        page.wait_for_function(
+            "document.getElementById('explore-info').textContent.startsWith('Drawing from step-00000006')",
+            timeout=60_000,
+        )
+        page.wait_for_function(f"{tiles}.every(i => i.src.includes('v=step-00000006') && i.complete && i.naturalWidth)")
     finally:
         server.close()
 

@@ -4,6 +4,7 @@ message (never a 500), files only from inside the run folder; and report.html.""
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -48,7 +49,8 @@ def test_the_page_and_the_training_state(client, run):
     assert page.status_code == 200 and "dcgan" in page.text and "<script>" in page.text
     state = client.get("/api/run").json()
     assert state["run"] == "run" and state["samples"] == [2, 4] and state["status"]["step"] == 4
-    assert state["status"]["done"] and state["checkpoint"] == {"file": "step-00000004.safetensors", "precise_bn": False}
+    assert state["status"]["done"] and state["checkpoint"]["file"] == "step-00000004.safetensors"
+    assert state["checkpoint"]["which"] == "auto" and state["checkpoint"]["precise_bn"] is False
     assert state["report"]["skipped"][0]["path"] == "broken.png" and len(state["metrics"]) == 4
     grid = client.get("/samples/step-00000004.png")
     assert grid.status_code == 200 and Image.open(io.BytesIO(grid.content)).size[0] > 16
@@ -106,6 +108,53 @@ def test_serve_with_precise_bn_draws_from_the_re_estimated_generator(run):
     precise = dcgan.load(run, precise_bn=True).images(seeds=[3])[0].astype(int)
     copied = dcgan.load(run).images(seeds=[3])[0].astype(int)
     assert served.shape == precise.shape and np.array_equal(served, precise) and not np.array_equal(served, copied)
+
+
+def test_a_newer_checkpoint_loads_in_the_background_while_the_loaded_one_answers(run, tmp_path, monkeypatch):
+    import shutil
+    import threading
+    import time
+
+    import dcgan.api
+
+    live = tmp_path / "live"
+    shutil.copytree(run, live)
+    client = TestClient(create_app(live), raise_server_exceptions=False)
+    first = client.get("/api/image/3.png")
+    assert first.status_code == 200
+    assert client.get("/api/run").json()["checkpoint"]["drawing"] == "step-00000004.safetensors"
+
+    gate, loads, real = threading.Event(), [], dcgan.api.TrainedGenerator
+
+    def held(path, **kwargs):  # a slow load (a re-estimation at 128 px takes minutes), released by the test
+        loads.append(Path(path).name)
+        assert gate.wait(60)
+        return real(path, **kwargs)
+
+    monkeypatch.setattr(dcgan.api, "TrainedGenerator", held)
+    checkpoints = live / "checkpoints"
+    shutil.copy(checkpoints / "step-00000004.safetensors", checkpoints / "step-00000006.safetensors")
+    again = client.get("/api/image/3.png")  # answered now, by the loaded generator
+    assert again.status_code == 200 and again.content == first.content
+    state = client.get("/api/run").json()["checkpoint"]
+    assert state["file"] == "step-00000006.safetensors" and state["drawing"] == "step-00000004.safetensors"
+    assert state["loading"] == "step-00000006.safetensors" and state["error"] is None
+    client.get("/api/image/4.png")  # a second request does not start a second load
+    gate.set()
+    deadline = time.time() + 60
+    while client.get("/api/run").json()["checkpoint"]["loading"] and time.time() < deadline:
+        time.sleep(0.05)
+    state = client.get("/api/run").json()["checkpoint"]
+    assert state["drawing"] == "step-00000006.safetensors" and state["loading"] is None and loads == [state["drawing"]]
+
+    (checkpoints / "step-00000008.safetensors").write_bytes(b"cut short by a full disk")
+    assert client.get("/api/image/3.png").status_code == 200
+    while client.get("/api/run").json()["checkpoint"]["loading"] and time.time() < deadline:
+        time.sleep(0.05)
+    state = client.get("/api/run").json()["checkpoint"]
+    assert state["drawing"] == "step-00000006.safetensors" and "step-00000008.safetensors" in state["error"]
+    assert "Traceback" not in state["error"]
+    assert client.get("/api/image/5.png").status_code == 200 and loads.count("step-00000008.safetensors") == 1
 
 
 def test_a_run_without_a_checkpoint_still_shows_its_training(tmp_path):

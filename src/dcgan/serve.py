@@ -3,8 +3,8 @@
 A Starlette app over one run folder. The training view reads what the trainer writes (config.json,
 data_report.json, metrics.csv, samples/), so it works while `dcgan train` runs in another process and
 before any checkpoint exists. The explore view draws images on the server from the run's checkpoint (the
-best one when --eval-every kept it, else the newest; reloaded when training writes a newer one, its norms
-re-estimated each time with --precise-bn).
+best one when --eval-every kept it, else the newest, its norms re-estimated with --precise-bn); when training
+writes a newer one, it loads in the background while the loaded one keeps answering.
 
 Every request is checked by the same settings classes and parsers the CLI uses; a bad one gets a 4xx with a
 JSON message. Files are served only from inside the run folder, by names the server itself lists.
@@ -35,6 +35,7 @@ MAX_WALK_STOPS = 16
 MAX_WALK_FRAMES = 48
 _SAMPLE = re.compile(r"^step-(\d{8})\.png$")
 WEB = Path(__file__).with_name("web")
+_Version = tuple[Path, float]  # a checkpoint file and its modification time
 
 
 class BadRequest(UserError):
@@ -54,12 +55,16 @@ def _number(value: str | None, name: str, default: float, low: float, high: floa
 
 
 class Explorer:
-    """The run's generator, loaded on first use and again when a newer checkpoint appears."""
+    """The run's generator: loaded on first use; when training writes a newer checkpoint, that one loads in the
+    background (with --precise-bn its norms are re-estimated, seconds to minutes) while the loaded one answers."""
 
     def __init__(self, folder: RunFolder, which: str = "auto", precise_bn: bool = False) -> None:
         self.folder, self.which, self.precise_bn = folder, which, precise_bn
-        self._lock = threading.Lock()
-        self._loaded: tuple[Path, float, Any] | None = None
+        self._lock = threading.Lock()  # guards the fields below
+        self._first = threading.Lock()  # one first load at a time; the requests beside it wait for it
+        self._loaded: tuple[_Version, Any] | None = None
+        self._loading: _Version | None = None
+        self._failed: tuple[_Version, str] | None = None  # a newer checkpoint that would not load, and why
 
     def checkpoint(self) -> Path | None:
         try:
@@ -68,16 +73,66 @@ class Explorer:
             return None
 
     def generator(self) -> Any:
-        from .api import TrainedGenerator
-
         path = self.checkpoint()
         if path is None:
             raise HTTPException(409, "this run has no checkpoint yet: the explore view opens once training writes one")
-        stamp = path.stat().st_mtime
+        version = _version(path)
+        loaded = self._follow(version)
+        if loaded is not None:
+            return loaded
+        with self._first:
+            with self._lock:
+                if self._loaded is not None:
+                    return self._loaded[1]
+            gen = self._load(version)
+            with self._lock:
+                self._loaded = (version, gen)
+            return gen
+
+    def _follow(self, version: _Version) -> Any:
+        """The loaded generator (None before the first load); a newer ``version`` starts loading beside it."""
         with self._lock:
-            if self._loaded is None or self._loaded[0] != path or self._loaded[1] != stamp:
-                self._loaded = (path, stamp, TrainedGenerator(path, precise_bn=self.precise_bn))
-            return self._loaded[2]
+            if self._loaded is None:
+                return None
+            newer = version != self._loaded[0] and self._loading is None
+            if newer and (self._failed is None or self._failed[0] != version):
+                self._loading = version
+                threading.Thread(target=self._load_newer, args=(version,), daemon=True).start()
+            return self._loaded[1]
+
+    def _load(self, version: _Version) -> Any:
+        from .api import TrainedGenerator
+
+        return TrainedGenerator(version[0], precise_bn=self.precise_bn)
+
+    def _load_newer(self, version: _Version) -> None:
+        try:
+            gen = self._load(version)
+        except Exception as e:  # the loaded generator keeps answering; /api/run says why
+            with self._lock:
+                self._failed, self._loading = (version, f"{version[0].name} did not load: {e}"), None
+            return
+        with self._lock:
+            self._loaded, self._loading, self._failed = (version, gen), None, None
+
+    def state(self, checkpoint: Path) -> dict[str, Any]:
+        """What /api/run says of the explore view: the run's ``checkpoint`` it would draw from, how it loads them,
+        the one it draws from, one loading, one that failed. Once the view has drawn, a newer ``checkpoint`` starts
+        loading here too, so the page follows training."""
+        self._follow(_version(checkpoint))
+        with self._lock:
+            return {
+                "file": checkpoint.name,
+                "which": self.which,
+                "precise_bn": self.precise_bn,
+                "drawing": None if self._loaded is None else self._loaded[0][0].name,
+                "loading": None if self._loading is None else self._loading[0].name,
+                "error": None if self._failed is None else self._failed[1],
+            }
+
+
+def _version(path: Path) -> _Version:
+    return path, path.stat().st_mtime
 
 
 def _png(image: Any) -> Response:
@@ -224,7 +279,7 @@ def run_summary(folder: RunFolder, explorer: Explorer) -> dict[str, Any]:
         "report": folder.data_report(),
         "metrics": rows,
         "samples": samples,
-        "checkpoint": None if checkpoint is None else {"file": checkpoint.name, "precise_bn": explorer.precise_bn},
+        "checkpoint": None if checkpoint is None else explorer.state(checkpoint),
         "classes": (plan or {}).get("class_names", []),
         "classes_drawn": bool((plan or {}).get("class_draw")),  # clusters: no class asked = each seed's own
         "status": {
