@@ -157,6 +157,80 @@ def test_a_newer_checkpoint_loads_in_the_background_while_the_loaded_one_answers
     assert client.get("/api/image/5.png").status_code == 200 and loads.count("step-00000008.safetensors") == 1
 
 
+def test_a_slow_drawing_holds_neither_the_training_view_nor_the_other_tiles(run, monkeypatch):
+    import threading
+
+    import dcgan.api
+
+    gates = {"load": threading.Event(), "walk": threading.Event()}
+    entered = {"load": threading.Event(), "walk": threading.Event()}
+    real_load, real_walk = dcgan.api.TrainedGenerator, dcgan.api.TrainedGenerator.walk
+
+    def load(path, **kwargs):  # a first load re-estimating norms at 128 px takes minutes
+        entered["load"].set()
+        assert gates["load"].wait(60)
+        return real_load(path, **kwargs)
+
+    def walk(self, spec):  # a 48-frame walk at 128 px takes seconds
+        entered["walk"].set()
+        assert gates["walk"].wait(60)
+        return real_walk(self, spec)
+
+    def get(client, path, into):
+        into[path] = client.get(path)
+
+    monkeypatch.setattr(dcgan.api, "TrainedGenerator", load)
+    monkeypatch.setattr(real_load, "walk", walk)
+    answers: dict = {}
+    with TestClient(create_app(run), raise_server_exceptions=False) as client:  # one event loop for all requests
+        try:
+            first = threading.Thread(target=get, args=(client, "/api/image/3.png", answers))
+            first.start()
+            assert entered["load"].wait(30)
+            beside = threading.Thread(target=get, args=(client, "/api/run", answers))
+            beside.start()
+            beside.join(30)
+            assert not beside.is_alive(), "/api/run waited for the first load"
+            assert answers["/api/run"].json()["checkpoint"]["drawing"] is None
+            gates["load"].set()
+            first.join(60)
+            assert answers["/api/image/3.png"].status_code == 200
+
+            slow = threading.Thread(target=get, args=(client, "/api/walk.gif?seeds=1,2&frames=4", answers))
+            slow.start()
+            assert entered["walk"].wait(30)
+            others = [threading.Thread(target=get, args=(client, p, answers)) for p in ("/api/image/4.png", "/api/run")]
+            for thread in others:
+                thread.start()
+            for thread in others:
+                thread.join(30)
+            assert not any(t.is_alive() for t in others), "a tile or /api/run waited for the walk"
+            assert answers["/api/image/4.png"].status_code == 200 and answers["/api/run"].status_code == 200
+            assert answers["/api/run"].json()["checkpoint"]["drawing"] == "step-00000004.safetensors"
+            gates["walk"].set()
+            slow.join(60)
+            assert answers["/api/walk.gif?seeds=1,2&frames=4"].content[:6] == b"GIF89a"
+        finally:
+            for gate in gates.values():
+                gate.set()
+
+
+def test_a_checkpoint_pruned_while_the_page_reads_it_is_found_again(run, monkeypatch):
+    import dcgan.serve
+
+    real, calls = dcgan.serve.resolve_checkpoint, []
+
+    def pruned_once(path, which):  # --keep removed the file between finding it and reading its time
+        calls.append(which)
+        found = real(path, which)
+        return found.with_name("step-00000002.safetensors") if len(calls) == 1 else found
+
+    monkeypatch.setattr(dcgan.serve, "resolve_checkpoint", pruned_once)
+    response = TestClient(create_app(run), raise_server_exceptions=False).get("/api/run")
+    assert response.status_code == 200 and response.json()["checkpoint"]["file"] == "step-00000004.safetensors"
+    assert len(calls) == 2
+
+
 def test_a_run_without_a_checkpoint_still_shows_its_training(tmp_path):
     (tmp_path / "fresh" / "samples").mkdir(parents=True)
     client = TestClient(create_app(tmp_path / "fresh"), raise_server_exceptions=False)

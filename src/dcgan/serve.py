@@ -4,7 +4,8 @@ A Starlette app over one run folder. The training view reads what the trainer wr
 data_report.json, metrics.csv, samples/), so it works while `dcgan train` runs in another process and
 before any checkpoint exists. The explore view draws images on the server from the run's checkpoint (the
 best one when --eval-every kept it, else the newest, its norms re-estimated with --precise-bn); when training
-writes a newer one, it loads in the background while the loaded one keeps answering.
+writes a newer one, it loads in the background while the loaded one keeps answering. Drawing runs off the
+event loop, so one slow request holds no other.
 
 Every request is checked by the same settings classes and parsers the CLI uses; a bad one gets a 4xx with a
 JSON message. Files are served only from inside the run folder, by names the server itself lists.
@@ -66,17 +67,24 @@ class Explorer:
         self._loading: _Version | None = None
         self._failed: tuple[_Version, str] | None = None  # a newer checkpoint that would not load, and why
 
-    def checkpoint(self) -> Path | None:
-        try:
-            return resolve_checkpoint(self.folder.path, self.which)
-        except UserError:
-            return None
+    def current(self) -> _Version | None:
+        """The checkpoint the view would draw from and its modification time; None before training writes one.
+        Pruning (``--keep``) can remove the file between finding it and reading its time: then it looks again."""
+        for _ in range(3):
+            try:
+                path = resolve_checkpoint(self.folder.path, self.which)
+            except UserError:
+                return None
+            try:
+                return path, path.stat().st_mtime
+            except FileNotFoundError:
+                continue
+        return None
 
     def generator(self) -> Any:
-        path = self.checkpoint()
-        if path is None:
+        version = self.current()
+        if version is None:
             raise HTTPException(409, "this run has no checkpoint yet: the explore view opens once training writes one")
-        version = _version(path)
         loaded = self._follow(version)
         if loaded is not None:
             return loaded
@@ -115,24 +123,23 @@ class Explorer:
         with self._lock:
             self._loaded, self._loading, self._failed = (version, gen), None, None
 
-    def state(self, checkpoint: Path) -> dict[str, Any]:
-        """What /api/run says of the explore view: the run's ``checkpoint`` it would draw from, how it loads them,
-        the one it draws from, one loading, one that failed. Once the view has drawn, a newer ``checkpoint`` starts
-        loading here too, so the page follows training."""
-        self._follow(_version(checkpoint))
+    def state(self) -> dict[str, Any] | None:
+        """What /api/run says of the explore view (None before a checkpoint exists): the run's checkpoint it would
+        draw from, how it loads them, the one it draws from, one loading, one that failed. Once the view has drawn,
+        a newer checkpoint starts loading here too, so the page follows training."""
+        version = self.current()
+        if version is None:
+            return None
+        self._follow(version)
         with self._lock:
             return {
-                "file": checkpoint.name,
+                "file": version[0].name,
                 "which": self.which,
                 "precise_bn": self.precise_bn,
                 "drawing": None if self._loaded is None else self._loaded[0][0].name,
                 "loading": None if self._loading is None else self._loading[0].name,
                 "error": None if self._failed is None else self._failed[1],
             }
-
-
-def _version(path: Path) -> _Version:
-    return path, path.stat().st_mtime
 
 
 def _png(image: Any) -> Response:
@@ -156,11 +163,13 @@ def create_app(run_dir: str | os.PathLike, checkpoint: str = "auto", precise_bn:
     """The app for one run folder; ``precise_bn`` re-estimates G's norms each time a checkpoint is loaded."""
     folder = RunFolder(Path(run_dir))
     explorer = Explorer(folder, checkpoint, precise_bn)
+    # The handlers that draw or read the run are plain functions, which Starlette runs in its thread pool: a slow
+    # walk, or a first load re-estimating norms, holds neither /api/run nor the other tiles.
 
     async def index(request: Request) -> Response:
         return HTMLResponse((WEB / "index.html").read_text(encoding="utf-8"))
 
-    async def run_state(request: Request) -> Response:
+    def run_state(request: Request) -> Response:
         return JSONResponse(run_summary(folder, explorer))
 
     async def sample(request: Request) -> Response:
@@ -170,7 +179,7 @@ def create_app(run_dir: str | os.PathLike, checkpoint: str = "auto", precise_bn:
             raise HTTPException(404, f"no progress grid {name!r} in this run")
         return FileResponse(path, media_type="image/png")
 
-    async def image(request: Request) -> Response:
+    def image(request: Request) -> Response:
         from .images import make_grid
         from .seeds import parse_seeds
 
@@ -184,7 +193,7 @@ def create_app(run_dir: str | os.PathLike, checkpoint: str = "auto", precise_bn:
         pixels = gen.images(seeds=[seed], truncation=truncation, classes=_class(request, gen))
         return _png(make_grid(pixels, 1, padding=0, scale=scale))
 
-    async def grid(request: Request) -> Response:
+    def grid(request: Request) -> Response:
         from .seeds import parse_seeds
 
         gen = explorer.generator()
@@ -195,7 +204,7 @@ def create_app(run_dir: str | os.PathLike, checkpoint: str = "auto", precise_bn:
         truncation = _number(request.query_params.get("truncation"), "truncation", 1.0, 0.0, 2.0)
         return _png(gen.grid(seeds=seeds, labels=True, truncation=truncation, classes=_class(request, gen)))
 
-    async def walk(request: Request) -> Response:
+    def walk(request: Request) -> Response:
         from .figures import gif_bytes
         from .images import default_scale, enlarge
         from .options import WalkSpec
@@ -213,7 +222,7 @@ def create_app(run_dir: str | os.PathLike, checkpoint: str = "auto", precise_bn:
         gif = gif_bytes(enlarge(pixels, default_scale(pixels.shape[1], 128)), fps=12)
         return Response(gif, media_type="image/gif", headers={"Cache-Control": "no-store"})
 
-    async def arithmetic(request: Request) -> Response:
+    def arithmetic(request: Request) -> Response:
         from .options import ArithmeticSpec
 
         gen = explorer.generator()
@@ -264,7 +273,6 @@ def run_summary(folder: RunFolder, explorer: Explorer) -> dict[str, Any]:
         for row in read_metrics(folder.metrics):
             rows.append({k: float(v) for k, v in row.items() if v not in ("", None) and _is_number(v)})
     samples = sorted(int(m.group(1)) for p in folder.samples.glob("step-*.png") if (m := _SAMPLE.match(p.name)))
-    checkpoint = explorer.checkpoint()
     step = int(max((r.get("step", 0) for r in rows), default=0))
     total = int(plan["steps"]) if plan and plan.get("steps", 0) < 10**9 else None
     speed = next((r["images_per_sec"] for r in reversed(rows) if "images_per_sec" in r), None)
@@ -279,7 +287,7 @@ def run_summary(folder: RunFolder, explorer: Explorer) -> dict[str, Any]:
         "report": folder.data_report(),
         "metrics": rows,
         "samples": samples,
-        "checkpoint": None if checkpoint is None else explorer.state(checkpoint),
+        "checkpoint": explorer.state(),
         "classes": (plan or {}).get("class_names", []),
         "classes_drawn": bool((plan or {}).get("class_draw")),  # clusters: no class asked = each seed's own
         "status": {
